@@ -1,0 +1,359 @@
+package oauthintrospection
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/template"
+)
+
+// Config is the middleware configuration. Field names follow the Traefik Hub oAuthIntrospection
+// reference: Traefik decodes options into it with mapstructure, matching keys to field names
+// case-insensitively and dropping unknown keys.
+type Config struct {
+	// TokenSource says where the client's token is taken from. At least one source is required.
+	TokenSource TokenSource
+	// ClientConfig describes the introspection endpoint and how to call it.
+	ClientConfig ClientConfig
+	// ForwardAuthorization keeps the credential that carried the token on the request sent upstream.
+	// If false (the default), it is removed.
+	ForwardAuthorization bool
+	// ForwardHeaders maps a request header name to a claim path in the introspection response.
+	// A missing or empty claim leaves the header absent. If empty, no header is set.
+	ForwardHeaders map[string]string
+	// UsernameClaim is the claim path whose value Traefik's access log shows as the user.
+	// If empty, the access log shows no user.
+	UsernameClaim string
+	// Claims is an expression over the introspection response that must be true for the request
+	// to pass. If empty, every active token passes.
+	Claims string
+}
+
+// TokenSource lists the places a token may come from. When several are set, they are tried in the
+// order header, query, cookie, and the first one present in the request is used.
+type TokenSource struct {
+	// Header is the name of the request header that carries the token. If empty, no header is read.
+	Header string
+	// HeaderAuthScheme is the scheme expected before the token in Header (e.g. Bearer), compared
+	// case-insensitively. If empty, the whole header value is the token.
+	HeaderAuthScheme string
+	// Query is the name of the query parameter that carries the token. If empty, the query is not read.
+	Query string
+	// Cookie is the name of the cookie that carries the token. If empty, cookies are not read.
+	Cookie string
+	// MaxLength is the longest token accepted, in bytes; longer tokens are rejected without an
+	// introspection call. If zero, 4096 is used.
+	MaxLength int
+}
+
+// ClientConfig configures the call to the RFC 7662 introspection endpoint.
+type ClientConfig struct {
+	// URL is the absolute http or https URL of the introspection endpoint. Required.
+	URL string
+	// Headers are sent with every introspection request. Values are Go text/template strings
+	// evaluated with .Request, the incoming *http.Request; plain strings are sent as they are.
+	Headers map[string]string
+	// TokenTypeHint is sent as token_type_hint (RFC 7662 section 2.1). If empty, no hint is sent.
+	TokenTypeHint string
+	// TLS configures the connection to an https endpoint.
+	TLS TLSConfig
+	// TimeoutSeconds bounds the whole introspection of one token, retries included. If zero, 5 is used.
+	TimeoutSeconds int
+	// MaxRetries is how many times a failed call (transport error, 5xx or 429) is retried within
+	// TimeoutSeconds. CreateConfig sets 3; zero disables retries.
+	MaxRetries int
+}
+
+// TLSConfig configures TLS to the introspection endpoint. CA, Cert and Key hold PEM content or the
+// path of a PEM file.
+type TLSConfig struct {
+	// CA is the certificate bundle that verifies the endpoint. If empty, the system roots are used.
+	CA string
+	// Cert is the client certificate presented to the endpoint. If empty, none is presented.
+	Cert string
+	// Key is the private key of Cert. Required when Cert is set.
+	Key string
+	// InsecureSkipVerify disables verification of the endpoint's certificate. Default false.
+	InsecureSkipVerify bool
+}
+
+const (
+	defaultTimeoutSeconds = 5
+	defaultMaxRetries     = 3
+	defaultMaxTokenLength = 4096
+	maxTimeoutSeconds     = 300
+	maxMaxRetries         = 10
+)
+
+// CreateConfig returns the default configuration; Traefik decodes the user's options into it.
+func CreateConfig() *Config {
+	return &Config{
+		ForwardHeaders: map[string]string{},
+		ClientConfig: ClientConfig{
+			Headers:        map[string]string{},
+			TimeoutSeconds: defaultTimeoutSeconds,
+			MaxRetries:     defaultMaxRetries,
+		},
+		TokenSource: TokenSource{MaxLength: defaultMaxTokenLength},
+	}
+}
+
+// forwardHeader is one compiled forwardHeaders entry.
+type forwardHeader struct {
+	name string   // canonical header name
+	path []string // pre-split claim path
+}
+
+// headerTemplate is one compiled clientConfig.headers entry. Exactly one of tmpl and value is used.
+type headerTemplate struct {
+	name  string
+	value string
+	tmpl  *template.Template
+}
+
+// settings is the validated, immutable form of Config that the handler runs on.
+type settings struct {
+	source       tokenSource
+	endpoint     string
+	hint         string
+	headers      []headerTemplate
+	tlsConfig    *tls.Config
+	timeout      int // seconds
+	maxRetries   int
+	forwardAuth  bool
+	forward      []forwardHeader
+	usernamePath []string
+	claims       claimsExpr // nil when no claims are configured
+}
+
+// compile validates cfg and turns it into settings. Every error names the offending field.
+func compile(cfg *Config) (*settings, error) {
+	if cfg == nil {
+		return nil, errors.New("config: missing")
+	}
+	s := &settings{forwardAuth: cfg.ForwardAuthorization}
+	var err error
+	if s.source, err = compileTokenSource(cfg.TokenSource); err != nil {
+		return nil, err
+	}
+	if err = compileClient(cfg.ClientConfig, s); err != nil {
+		return nil, err
+	}
+	if s.forward, err = compileForwardHeaders(cfg.ForwardHeaders); err != nil {
+		return nil, err
+	}
+	if cfg.UsernameClaim != "" {
+		if s.usernamePath, err = splitClaimPath(cfg.UsernameClaim); err != nil {
+			return nil, fmt.Errorf("usernameClaim: %w", err)
+		}
+	}
+	if cfg.Claims != "" {
+		if s.claims, err = parseClaims(cfg.Claims); err != nil {
+			return nil, fmt.Errorf("claims: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func compileTokenSource(ts TokenSource) (tokenSource, error) {
+	src := tokenSource{
+		header: strings.TrimSpace(ts.Header),
+		scheme: strings.TrimSpace(ts.HeaderAuthScheme),
+		query:  ts.Query,
+		cookie: ts.Cookie,
+		maxLen: ts.MaxLength,
+	}
+	if src.header == "" && src.query == "" && src.cookie == "" {
+		return src, errors.New("tokenSource: at least one of header, query or cookie is required")
+	}
+	if src.header != "" && !validHeaderName(src.header) {
+		return src, fmt.Errorf("tokenSource.header: invalid header name %q", src.header)
+	}
+	if src.scheme != "" && src.header == "" {
+		return src, errors.New("tokenSource.headerAuthScheme: requires tokenSource.header")
+	}
+	if src.scheme != "" && !validHeaderName(src.scheme) {
+		return src, fmt.Errorf("tokenSource.headerAuthScheme: invalid scheme %q", src.scheme)
+	}
+	if src.cookie != "" && !validHeaderName(src.cookie) {
+		return src, fmt.Errorf("tokenSource.cookie: invalid cookie name %q", src.cookie)
+	}
+	if src.maxLen < 0 {
+		return src, fmt.Errorf("tokenSource.maxLength: must not be negative, got %d", src.maxLen)
+	}
+	if src.maxLen == 0 {
+		src.maxLen = defaultMaxTokenLength
+	}
+	src.header = http.CanonicalHeaderKey(src.header)
+	return src, nil
+}
+
+func compileClient(cc ClientConfig, s *settings) error {
+	if err := checkEndpoint(cc.URL); err != nil {
+		return err
+	}
+	s.endpoint = cc.URL
+	s.hint = cc.TokenTypeHint
+	switch {
+	case cc.TimeoutSeconds == 0:
+		s.timeout = defaultTimeoutSeconds
+	case cc.TimeoutSeconds < 0 || cc.TimeoutSeconds > maxTimeoutSeconds:
+		return fmt.Errorf("clientConfig.timeoutSeconds: must be between 1 and %d, got %d", maxTimeoutSeconds, cc.TimeoutSeconds)
+	default:
+		s.timeout = cc.TimeoutSeconds
+	}
+	if cc.MaxRetries < 0 || cc.MaxRetries > maxMaxRetries {
+		return fmt.Errorf("clientConfig.maxRetries: must be between 0 and %d, got %d", maxMaxRetries, cc.MaxRetries)
+	}
+	s.maxRetries = cc.MaxRetries
+	var err error
+	if s.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
+		return err
+	}
+	s.tlsConfig, err = compileTLS(cc.TLS)
+	return err
+}
+
+func checkEndpoint(raw string) error {
+	if raw == "" {
+		return errors.New("clientConfig.url: required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("clientConfig.url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("clientConfig.url: scheme must be http or https, got %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("clientConfig.url: missing host")
+	}
+	if u.User != nil {
+		return errors.New("clientConfig.url: credentials in the URL are not supported; use clientConfig.headers")
+	}
+	return nil
+}
+
+// compileHeaderTemplates parses each header value once. A value without "{{" is sent as it is.
+func compileHeaderTemplates(headers map[string]string) ([]headerTemplate, error) {
+	out := make([]headerTemplate, 0, len(headers))
+	for name, value := range headers {
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("clientConfig.headers: invalid header name %q", name)
+		}
+		h := headerTemplate{name: http.CanonicalHeaderKey(name), value: value}
+		if strings.Contains(value, "{{") {
+			tmpl, err := template.New(h.name).Parse(value)
+			if err != nil {
+				return nil, fmt.Errorf("clientConfig.headers.%s: %w", name, err)
+			}
+			h.tmpl = tmpl
+		} else if !validHeaderValue(value) {
+			return nil, fmt.Errorf("clientConfig.headers.%s: value contains a control character", name)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func compileForwardHeaders(fh map[string]string) ([]forwardHeader, error) {
+	out := make([]forwardHeader, 0, len(fh))
+	for name, claim := range fh {
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("forwardHeaders: invalid header name %q", name)
+		}
+		path, err := splitClaimPath(claim)
+		if err != nil {
+			return nil, fmt.Errorf("forwardHeaders.%s: %w", name, err)
+		}
+		out = append(out, forwardHeader{name: http.CanonicalHeaderKey(name), path: path})
+	}
+	return out, nil
+}
+
+// compileTLS builds the client TLS configuration. It returns nil when nothing is configured, so
+// the transport keeps Go's defaults.
+func compileTLS(t TLSConfig) (*tls.Config, error) {
+	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CA != "" {
+		pem, err := readPEM(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("clientConfig.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("clientConfig.tls.ca: no PEM certificate found")
+		}
+		conf.RootCAs = pool
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		return nil, errors.New("clientConfig.tls: cert and key must be set together")
+	}
+	if t.Cert != "" {
+		certPEM, err := readPEM(t.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("clientConfig.tls.cert: %w", err)
+		}
+		keyPEM, err := readPEM(t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("clientConfig.tls.key: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("clientConfig.tls: cert and key: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	return conf, nil
+}
+
+// readPEM returns v itself when it holds PEM content, and otherwise reads the file v names.
+func readPEM(v string) ([]byte, error) {
+	if strings.Contains(v, "-----BEGIN ") {
+		return []byte(v), nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return nil, fmt.Errorf("neither PEM content nor a readable file: %w", err)
+	}
+	return b, nil
+}
+
+// validHeaderName reports whether s is an RFC 9110 section 5.6.2 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// validHeaderValue reports whether s can be sent as a header value: no control characters but tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

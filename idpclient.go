@@ -1,0 +1,245 @@
+package oauthintrospection
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// maxResponseBytes caps the introspection response we read; a larger body is an error.
+const maxResponseBytes = 1 << 20
+
+// Outcomes of an introspection call.
+const (
+	idpAnswered = iota // a 200 with a JSON object: claims holds it
+	idpFailed          // no usable answer: unreachable, timed out, non-200 or unparseable
+)
+
+// idpClient calls an RFC 7662 introspection endpoint. It is safe for concurrent use.
+type idpClient struct {
+	endpoint   string
+	hintField  string // "&token_type_hint=..." or ""
+	headers    []headerTemplate
+	client     *http.Client
+	timeout    time.Duration // bounds a whole introspection, retries included
+	maxRetries int
+}
+
+// attemptResult is what one HTTP exchange with the endpoint produced.
+type attemptResult struct {
+	claims map[string]any // the answer, when err is empty
+	err    string         // why the attempt failed; never contains the token or IdP body
+	retry  bool           // the failure is transient (transport error, 5xx, 429)
+	after  time.Duration  // the IdP's Retry-After, if any
+}
+
+func newIDPClient(s *settings) *idpClient {
+	timeout := time.Duration(s.timeout) * time.Second
+	// No custom dialer: Yaegi v0.16.1 rejects a method value of net.Dialer in a struct literal, and
+	// the request context's deadline already bounds the dial.
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		TLSClientConfig:       s.tlsConfig,
+		TLSHandshakeTimeout:   timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	c := &idpClient{
+		endpoint:   s.endpoint,
+		headers:    s.headers,
+		timeout:    timeout,
+		maxRetries: s.maxRetries,
+		client: &http.Client{
+			Transport: transport,
+			// RFC 7662 section 2: the answer comes from this endpoint. A redirect is a failure,
+			// never followed, so a token is never sent to another URL.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if s.hint != "" {
+		c.hintField = "&token_type_hint=" + url.QueryEscape(s.hint)
+	}
+	return c
+}
+
+// introspect asks the endpoint about token and returns the decoded answer, or idpFailed with a
+// reason. Transient failures are retried with backoff until maxRetries or the timeout runs out.
+func (c *idpClient) introspect(ctx context.Context, incoming *http.Request, token string) (map[string]any, int, string) {
+	extra, err := c.renderHeaders(incoming)
+	if err != nil {
+		return nil, idpFailed, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
+	form := "token=" + url.QueryEscape(token) + c.hintField
+	var r attemptResult
+	attempts := 0
+	for {
+		attempts++
+		r = c.attempt(ctx, form, extra)
+		if r.err == "" {
+			return r.claims, idpAnswered, ""
+		}
+		if !r.retry || attempts > c.maxRetries || !c.pause(ctx, attempts-1, r.after) {
+			break
+		}
+	}
+	return nil, idpFailed, fmt.Sprintf("%s (%d attempts)", r.err, attempts)
+}
+
+// pause waits before retry number try+1. It returns false when the wait would not fit in the
+// remaining time, or the context ends first.
+func (c *idpClient) pause(ctx context.Context, try int, after time.Duration) bool {
+	wait := backoff(try)
+	if after > wait {
+		wait = after
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff is 50 ms doubled at each retry, with jitter so that many gateways do not retry in step.
+func backoff(try int) time.Duration {
+	base := 50 * time.Millisecond << uint(try)
+	return base/2 + time.Duration(rand.Int63n(int64(base/2)+1))
+}
+
+// attempt makes one HTTP exchange.
+func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header) attemptResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
+	if err != nil {
+		return attemptResult{err: "building request: " + err.Error()}
+	}
+	for k, v := range extra {
+		req.Header[k] = v
+	}
+	// Our Content-Type and Accept win over configured headers: the body is ours.
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		// A transport error is worth retrying, unless our own deadline or the client ended it.
+		return attemptResult{err: "request failed: " + describeTransportError(ctx, err), retry: ctx.Err() == nil}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // lets the connection be reused
+		transient := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		return attemptResult{
+			err:   "endpoint answered " + strconv.Itoa(resp.StatusCode),
+			retry: transient,
+			after: retryAfter(resp.Header.Get("Retry-After")),
+		}
+	}
+	claims, reason := decodeAnswer(resp)
+	return attemptResult{claims: claims, err: reason}
+}
+
+// describeTransportError names the failure without echoing the request (which holds the token in
+// its body, never in the URL, so err is safe to log).
+func describeTransportError(ctx context.Context, err error) string {
+	if ctx.Err() == context.DeadlineExceeded {
+		return "timed out"
+	}
+	if ctx.Err() != nil {
+		return "canceled"
+	}
+	return err.Error()
+}
+
+// retryAfter parses a Retry-After header in seconds (RFC 9110 section 10.2.3). The HTTP-date form
+// and nonsense are ignored: the caller falls back to its own backoff.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > 3600 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// decodeAnswer reads a 200 response: it must be application/json, at most maxResponseBytes, and hold
+// exactly one JSON object (RFC 7662 section 2.2). Numbers stay json.Number so that exp prints as the
+// IdP sent it and claims compare by text.
+func decodeAnswer(resp *http.Response) (map[string]any, string) {
+	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, "answer is not application/json"
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, "reading answer: " + err.Error()
+	}
+	if len(body) > maxResponseBytes {
+		return nil, "answer larger than 1 MiB"
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, "answer is not JSON"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, "answer has data after the JSON object"
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, "answer is not a JSON object"
+	}
+	return obj, ""
+}
+
+// renderHeaders evaluates the configured header templates for this request.
+func (c *idpClient) renderHeaders(incoming *http.Request) (http.Header, error) {
+	h := make(http.Header, len(c.headers))
+	for _, t := range c.headers {
+		v := t.value
+		if t.tmpl != nil {
+			var err error
+			if v, err = renderHeader(t.tmpl, incoming); err != nil {
+				// The error names the template, never its rendered value.
+				return nil, fmt.Errorf("clientConfig.headers.%s: %w", t.name, err)
+			}
+		}
+		h[t.name] = []string{v}
+	}
+	return h, nil
+}
+
+// renderHeader executes one header template with .Request bound to the incoming request. A result
+// that cannot be sent as a header value is an error.
+func renderHeader(tmpl *template.Template, incoming *http.Request) (string, error) {
+	var b strings.Builder
+	if err := tmpl.Execute(&b, map[string]any{"Request": incoming}); err != nil {
+		return "", err
+	}
+	if !validHeaderValue(b.String()) {
+		return "", fmt.Errorf("rendered value contains a control character")
+	}
+	return b.String(), nil
+}
