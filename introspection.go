@@ -44,10 +44,10 @@ type verdict struct {
 	status    int      // the status to answer with; 0 forwards the request
 	challenge []string // the WWW-Authenticate value of a denial, if any
 	reason    string   // why, for the log; never contains the token
-	exp      int64    // Unix time from which the token is expired; math.MaxInt64 when unknown
-	nbf      int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
-	values   []string // forwardHeaders values aligned with settings.forward; "" leaves the header absent
-	username string   // the usernameClaim value, or ""
+	exp       int64    // Unix time from which the token is expired; math.MaxInt64 when unknown
+	nbf       int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
+	values    []string // forwardHeaders values aligned with settings.forward; "" leaves the header absent
+	username  string   // the usernameClaim value, or ""
 }
 
 // New creates the middleware. It validates and compiles the whole configuration, does no network
