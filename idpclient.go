@@ -65,8 +65,9 @@ func newIDPClient(s *settings) *idpClient {
 		client: &http.Client{
 			Transport: transport,
 			// RFC 7662 section 2: the answer comes from this endpoint. A redirect is a failure,
-			// never followed, so a token is never sent to another URL.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			// never followed, so a token is never sent to another URL. (The parameters are named
+			// because Yaegi v0.16.1 mis-assigns the results of a func literal with unnamed ones.)
+			CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
 	if s.hint != "" {

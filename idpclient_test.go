@@ -1,0 +1,256 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// serve builds a middleware from cfg around a recording upstream and sends one request with token.
+func serve(t *testing.T, cfg *Config, token string) (*httptest.ResponseRecorder, *upstream) {
+	t.Helper()
+	up := &upstream{}
+	h, err := New(context.Background(), up, cfg, "idpclient@test")
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec, up
+}
+
+func bearerConfig(url string) *Config {
+	cfg := CreateConfig()
+	cfg.TokenSource.Header = "Authorization"
+	cfg.TokenSource.HeaderAuthScheme = "Bearer"
+	cfg.ClientConfig.URL = url
+	cfg.ClientConfig.TimeoutSeconds = 1
+	return cfg
+}
+
+func activeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"active":true}`)
+	})
+}
+
+func pemOf(typ string, der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+}
+
+func TestTLSTrust(t *testing.T) {
+	srv := httptest.NewTLSServer(activeHandler())
+	defer srv.Close()
+	caPEM := pemOf("CERTIFICATE", srv.Certificate().Raw)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte(caPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testCases := []struct {
+		desc string
+		tls  TLSConfig
+		want int
+	}{
+		{desc: "unknown CA fails closed", want: http.StatusServiceUnavailable},
+		{desc: "CA as PEM content", tls: TLSConfig{CA: caPEM}, want: http.StatusOK},
+		{desc: "CA as a file path", tls: TLSConfig{CA: caFile}, want: http.StatusOK},
+		{desc: "insecureSkipVerify", tls: TLSConfig{InsecureSkipVerify: true}, want: http.StatusOK},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			cfg := bearerConfig(srv.URL)
+			cfg.ClientConfig.TLS = test.tls
+			rec, _ := serve(t, cfg, "t")
+			if rec.Code != test.want {
+				t.Errorf("status = %d, want %d", rec.Code, test.want)
+			}
+		})
+	}
+}
+
+// selfSigned makes a certificate and key for mutual TLS tests.
+func selfSigned(t *testing.T, cn string) (certPEM, keyPEM string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err = x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER), cert
+}
+
+func TestTLSClientCertificate(t *testing.T) {
+	certPEM, keyPEM, cert := selfSigned(t, "gateway")
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	srv := httptest.NewUnstartedServer(activeHandler())
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	defer srv.Close()
+
+	cfg := bearerConfig(srv.URL)
+	cfg.ClientConfig.TLS = TLSConfig{InsecureSkipVerify: true}
+	if rec, _ := serve(t, cfg, "t"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("without a client certificate: status = %d, want 503", rec.Code)
+	}
+	cfg.ClientConfig.TLS = TLSConfig{InsecureSkipVerify: true, Cert: certPEM, Key: keyPEM}
+	if rec, _ := serve(t, cfg, "t"); rec.Code != http.StatusOK {
+		t.Errorf("with the client certificate: status = %d, want 200", rec.Code)
+	}
+	cfg.ClientConfig.TLS = TLSConfig{Cert: certPEM, Key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}
+	if _, err := New(context.Background(), &upstream{}, cfg, "bad@test"); err == nil {
+		t.Errorf("New accepted a key that does not match the certificate")
+	}
+}
+
+// TestTimeoutBoundsTheWholeCall proves that a hanging IdP costs at most timeoutSeconds, retries
+// included, and fails closed.
+func TestTimeoutBoundsTheWholeCall(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	cfg := bearerConfig(srv.URL)
+	start := time.Now()
+	rec, up := serve(t, cfg, "t")
+	elapsed := time.Since(start)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503", rec.Code)
+	}
+	if _, hits := up.seen(); hits != 0 {
+		t.Errorf("the request reached the upstream")
+	}
+	if elapsed < 900*time.Millisecond || elapsed > 1800*time.Millisecond {
+		t.Errorf("took %v, want about the 1 s timeout", elapsed)
+	}
+}
+
+func TestConnectionRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there any more
+	cfg := bearerConfig("http://" + addr + "/introspect")
+	cfg.ClientConfig.MaxRetries = 2
+	start := time.Now()
+	rec, _ := serve(t, cfg, "t")
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("status = %d, want 503", rec.Code)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("took %v; retries of a refused connection should be quick", elapsed)
+	}
+}
+
+// TestConcurrentRequests drives one handler from many goroutines (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		if r.PostForm.Get("token") == "good" {
+			_, _ = io.WriteString(w, `{"active":true,"grp":"admin"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"active":false}`)
+	}))
+	defer srv.Close()
+	cfg := bearerConfig(srv.URL)
+	cfg.ForwardHeaders = map[string]string{"Group": "grp"}
+	up := &upstream{}
+	h, err := New(context.Background(), up, cfg, "concurrent@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(i int) int {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		tok := "bad"
+		if i%2 == 0 {
+			tok = "good"
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	// Yaegi v0.16.1 builds some reflect types lazily on first use without a lock, which the race
+	// detector reports. Traefik serves a few requests before concurrency too; warm up both paths.
+	call(0)
+	call(1)
+	var wg sync.WaitGroup
+	codes := make([]int, 40)
+	for i := 0; i < len(codes); i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			codes[i] = call(i)
+		}(i)
+	}
+	wg.Wait()
+	for i, code := range codes {
+		want := http.StatusUnauthorized
+		if i%2 == 0 {
+			want = http.StatusOK
+		}
+		if code != want {
+			t.Errorf("request %d: status = %d, want %d", i, code, want)
+		}
+	}
+	if _, hits := up.seen(); hits != len(codes)/2+1 {
+		t.Errorf("upstream hits = %d, want %d", hits, len(codes)/2+1)
+	}
+}
+
+func TestNewRejectsMissingArguments(t *testing.T) {
+	if _, err := New(context.Background(), &upstream{}, nil, "nil@test"); err == nil {
+		t.Errorf("New accepted a nil config")
+	}
+	if _, err := New(context.Background(), nil, bearerConfig("http://127.0.0.1:1/"), "nonext@test"); err == nil {
+		t.Errorf("New accepted a nil next handler")
+	}
+}

@@ -1,0 +1,597 @@
+package oauthintrospection
+
+// This file uses the standard library only. Its scenario table is run against the compiled handler
+// and against the handler interpreted by Yaegi (see modes_test.go): both must pass every row.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// builder makes a handler from provider options, the way Traefik does, in one of the two modes.
+// logs returns what the handler logged so far.
+type builder func(t *testing.T, next http.Handler, options map[string]any, name string) (h http.Handler, logs func() string, err error)
+
+// fakeIDP is an introspection endpoint whose answers a scenario scripts. It records what it got.
+type fakeIDP struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	calls  int
+	last   *http.Request
+	form   url.Values
+	answer func(w http.ResponseWriter, r *http.Request, call int)
+}
+
+func newFakeIDP(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, call int)) *fakeIDP {
+	f := &fakeIDP{answer: answer}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Errorf("IdP: parsing form: %v", err)
+		}
+		f.mu.Lock()
+		f.calls++
+		call := f.calls
+		f.last = r
+		f.form = r.PostForm
+		f.mu.Unlock()
+		f.answer(w, r, call)
+	}))
+	t.Cleanup(func() { f.srv.Close() }) // Yaegi v0.16.1 cannot pass a method value of a compiled type
+	return f
+}
+
+func (f *fakeIDP) snapshot() (int, *http.Request, url.Values) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls, f.last, f.form
+}
+
+// answerJSON returns an IdP answer with the given body and a JSON content type.
+func answerJSON(body string) func(w http.ResponseWriter, r *http.Request, call int) {
+	return func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func answerStatus(status int) func(w http.ResponseWriter, r *http.Request, call int) {
+	return func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, `{"error":"server_error","error_description":"idp-internal-detail"}`)
+	}
+}
+
+// futureExp is an exp one hour ahead, as JSON text.
+func futureExp() string { return fmt.Sprint(time.Now().Add(time.Hour).Unix()) }
+
+// hubOptions is the Traefik Hub manifest of the README, as the file provider hands it over: every
+// scalar a string.
+func hubOptions(idpURL string) map[string]any {
+	return map[string]any{
+		"tokenSource": map[string]any{"header": "Authorization", "headerAuthScheme": "Bearer"},
+		"clientConfig": map[string]any{
+			"url":            idpURL,
+			"headers":        map[string]any{"Authorization": "Basic ZXhhbXBsZTpleGFtcGxl"},
+			"tokenTypeHint":  "access_token",
+			"timeoutSeconds": "2",
+			"maxRetries":     "2",
+		},
+		"forwardHeaders": map[string]any{"Group": "grp", "Expires-At": "exp"},
+		"claims":         "Equals(`grp`, `admin`)",
+	}
+}
+
+// with returns a copy of options with the dotted key set to v (a nil v deletes it).
+func with(options map[string]any, key string, v any) map[string]any {
+	out := copyOptions(options)
+	parts := strings.Split(key, ".")
+	m := out
+	for _, p := range parts[:len(parts)-1] {
+		sub, ok := m[p].(map[string]any)
+		if !ok {
+			sub = map[string]any{}
+			m[p] = sub
+		}
+		m = sub
+	}
+	if v == nil {
+		delete(m, parts[len(parts)-1])
+	} else {
+		m[parts[len(parts)-1]] = v
+	}
+	return out
+}
+
+func copyOptions(in map[string]any) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		if sub, ok := v.(map[string]any); ok {
+			out[k] = copyOptions(sub)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// upstream records the request that reached the protected service.
+type upstream struct {
+	mu   sync.Mutex
+	req  *http.Request
+	hits int
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.req = r.Clone(context.Background())
+	u.hits++
+	u.mu.Unlock()
+	_, _ = io.WriteString(w, "upstream ok")
+}
+
+func (u *upstream) seen() (*http.Request, int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.req, u.hits
+}
+
+type scenario struct {
+	desc    string
+	answer  func(w http.ResponseWriter, r *http.Request, call int)
+	options func(idpURL string) map[string]any // nil means hubOptions
+	request func(r *http.Request)              // decorates the client request
+	target  string                             // request target, "/api" if empty
+
+	wantStatus    int
+	wantChallenge string // exact WWW-Authenticate; "" means none
+	wantCalls     int    // IdP calls expected
+	// wantUpstream lists headers the upstream must see; a "" value means the header must be absent.
+	wantUpstream map[string]string
+	wantUser     string                                  // the URL user Traefik's access log would show
+	check        func(t *testing.T, f *fakeIDP, u *http.Request) // extra assertions
+}
+
+const (
+	challengeRealm        = `Bearer realm="traefik"`
+	challengeInvalidToken = `Bearer realm="traefik", error="invalid_token"`
+	challengeInsufficient = `Bearer realm="traefik", error="insufficient_scope"`
+)
+
+func activeAdmin() string {
+	return `{"active":true,"grp":"admin","exp":` + futureExp() + `,"username":"alice","scope":"read write"}`
+}
+
+func coreScenarios() []scenario {
+	return []scenario{
+		{
+			desc:       "hub manifest: active admin token passes with identity headers",
+			answer:     answerJSON(`{"active":true,"grp":"admin","exp":4102444800,"client_id":"app"}`),
+			request:    bearer("tok-123"),
+			wantStatus: http.StatusOK,
+			wantCalls:  1,
+			wantUpstream: map[string]string{
+				"Group": "admin", "Expires-At": "4102444800", "Authorization": "",
+			},
+			check: func(t *testing.T, f *fakeIDP, _ *http.Request) {
+				_, last, form := f.snapshot()
+				expectEqual(t, "method", last.Method, http.MethodPost)
+				expectEqual(t, "content type", last.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+				expectEqual(t, "accept", last.Header.Get("Accept"), "application/json")
+				expectEqual(t, "configured authorization", last.Header.Get("Authorization"), "Basic ZXhhbXBsZTpleGFtcGxl")
+				expectEqual(t, "token", form.Get("token"), "tok-123")
+				expectEqual(t, "token_type_hint", form.Get("token_type_hint"), "access_token")
+			},
+		},
+		{
+			desc: "no token: 401 with the realm challenge, IdP not called", answer: answerJSON(activeAdmin()),
+			wantStatus: http.StatusUnauthorized, wantChallenge: challengeRealm,
+		},
+		{
+			desc: "Bearer with nothing after it is no token", answer: answerJSON(activeAdmin()),
+			request:    header("Authorization", "Bearer "),
+			wantStatus: http.StatusUnauthorized, wantChallenge: challengeRealm,
+		},
+		{
+			desc: "another scheme is malformed: 401, IdP not called", answer: answerJSON(activeAdmin()),
+			request:    header("Authorization", "Basic dXNlcjpwYXNz"),
+			wantStatus: http.StatusUnauthorized, wantChallenge: challengeRealm,
+		},
+		{
+			desc: "scheme compares case-insensitively", answer: answerJSON(activeAdmin()),
+			request:    header("Authorization", "bearer tok"),
+			wantStatus: http.StatusOK, wantCalls: 1,
+		},
+		{
+			desc: "inactive token: 401 invalid_token", answer: answerJSON(`{"active":false}`),
+			request: bearer("t"), wantStatus: http.StatusUnauthorized, wantChallenge: challengeInvalidToken, wantCalls: 1,
+		},
+		{
+			desc: `active as the string "true" is inactive`, answer: answerJSON(`{"active":"true","grp":"admin"}`),
+			request: bearer("t"), wantStatus: http.StatusUnauthorized, wantChallenge: challengeInvalidToken, wantCalls: 1,
+		},
+		{
+			desc: "active as 1 is inactive", answer: answerJSON(`{"active":1,"grp":"admin"}`),
+			request: bearer("t"), wantStatus: http.StatusUnauthorized, wantChallenge: challengeInvalidToken, wantCalls: 1,
+		},
+		{
+			desc: "active missing is inactive", answer: answerJSON(`{"grp":"admin"}`),
+			request: bearer("t"), wantStatus: http.StatusUnauthorized, wantChallenge: challengeInvalidToken, wantCalls: 1,
+		},
+		{
+			desc: "exp in the past is rejected although active", answer: answerJSON(`{"active":true,"grp":"admin","exp":1000}`),
+			request: bearer("t"), wantStatus: http.StatusUnauthorized, wantChallenge: challengeInvalidToken, wantCalls: 1,
+		},
+		{
+			desc:    "nbf in the future is rejected although active",
+			answer:  answerJSON(`{"active":true,"grp":"admin","nbf":4102444800}`),
+			request: bearer("t"), wantStatus: http.StatusUnauthorized, wantChallenge: challengeInvalidToken, wantCalls: 1,
+		},
+		{
+			desc: "exp that is not a number fails closed", answer: answerJSON(`{"active":true,"grp":"admin","exp":"soon"}`),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "claims false: 403 insufficient_scope", answer: answerJSON(`{"active":true,"grp":"user"}`),
+			request: bearer("t"), wantStatus: http.StatusForbidden, wantChallenge: challengeInsufficient, wantCalls: 1,
+			wantUpstream: map[string]string{},
+		},
+		{
+			desc: "IdP 500 is retried, then 503", answer: answerStatus(http.StatusInternalServerError),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 3,
+		},
+		{
+			desc:    "IdP 503 then 200: the retry succeeds",
+			answer:  failFirst(1, http.StatusServiceUnavailable, activeAdmin()),
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 2,
+		},
+		{
+			desc: "IdP 429 is retried", answer: failFirst(1, http.StatusTooManyRequests, activeAdmin()),
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 2,
+		},
+		{
+			desc: "IdP 400 is definitive: not retried, 503", answer: answerStatus(http.StatusBadRequest),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "IdP 401 (our credentials refused) is 503, not 401", answer: answerStatus(http.StatusUnauthorized),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "a redirect is not followed", answer: redirectTo("/elsewhere"),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "non-JSON answer is 503", answer: answerJSON(`<html>oops</html>`),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "JSON array answer is 503", answer: answerJSON(`[{"active":true}]`),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "JSON null answer is 503", answer: answerJSON(`null`),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "trailing data after the object is 503", answer: answerJSON(`{"active":true,"grp":"admin"} {"active":true}`),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "wrong content type is 503", answer: answerWithType("text/plain", activeAdmin()),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc: "content type with charset is fine", answer: answerWithType("application/json; charset=utf-8", activeAdmin()),
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
+		},
+		{
+			desc: "answer over 1 MiB is 503", answer: answerJSON(`{"active":true,"grp":"admin","pad":"` + strings.Repeat("x", 1<<20) + `"}`),
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc:    "a client-sent identity header is removed even when the claim is missing",
+			answer:  answerJSON(`{"active":true,"grp":"admin"}`),
+			request: combine(bearer("t"), header("Expires-At", "9999999999"), header("Group", "root")),
+			wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"Expires-At": "", "Group": "admin"},
+		},
+		{
+			desc:    "forwardHeaders render numbers, booleans, arrays, objects and nested paths",
+			answer:  answerJSON(`{"active":true,"exp":4.1024448e+09,"ratio":0.25,"admin":true,"areas":["office","home"],"user":{"name":"John Snow","tags":["a"]},"empty":""}`),
+			options: forwardAll,
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{
+				"X-Exp": "4102444800", "X-Ratio": "0.25", "X-Admin": "true", "X-Areas": "office,home",
+				"X-User": `{"name":"John Snow","tags":["a"]}`, "X-Name": "John Snow", "X-Missing": "", "X-Empty": "",
+			},
+		},
+		{
+			desc:       "a claim with a control character cannot be forwarded: 503",
+			answer:     answerJSON(`{"active":true,"grp":"admin\r\nX-Evil: 1"}`),
+			options:    func(u string) map[string]any { return with(hubOptions(u), "claims", nil) },
+			request:    bearer("t"),
+			wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+		{
+			desc:    "forwardAuthorization keeps the header",
+			answer:  answerJSON(activeAdmin()),
+			options: func(u string) map[string]any { return with(hubOptions(u), "forwardAuthorization", "true") },
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"Authorization": "Bearer t"},
+		},
+		{
+			desc:    "query source: token taken from the query and removed before upstream",
+			answer:  answerJSON(activeAdmin()),
+			options: func(u string) map[string]any { return with(hubOptions(u), "tokenSource", map[string]any{"query": "access_token"}) },
+			target:  "/api?a=1&access_token=qtok&b=2",
+			wantStatus: http.StatusOK, wantCalls: 1,
+			check: func(t *testing.T, f *fakeIDP, u *http.Request) {
+				_, _, form := f.snapshot()
+				expectEqual(t, "token", form.Get("token"), "qtok")
+				expectEqual(t, "upstream query", u.URL.RawQuery, "a=1&b=2")
+			},
+		},
+		{
+			desc:    "cookie source: token taken from the cookie and removed before upstream",
+			answer:  answerJSON(activeAdmin()),
+			options: func(u string) map[string]any { return with(hubOptions(u), "tokenSource", map[string]any{"cookie": "session"}) },
+			request: header("Cookie", "theme=dark; session=ctok"),
+			wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"Cookie": "theme=dark"},
+			check: func(t *testing.T, f *fakeIDP, _ *http.Request) {
+				_, _, form := f.snapshot()
+				expectEqual(t, "token", form.Get("token"), "ctok")
+			},
+		},
+		{
+			desc:    "usernameClaim sets the URL user for the access log",
+			answer:  answerJSON(activeAdmin()),
+			options: func(u string) map[string]any { return with(hubOptions(u), "usernameClaim", "username") },
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1, wantUser: "alice",
+		},
+		{
+			desc:    "no usernameClaim: a user the client put in the URL is dropped",
+			answer:  answerJSON(activeAdmin()),
+			request: combine(bearer("t"), func(r *http.Request) { r.URL.User = url.User("mallory") }),
+			wantStatus: http.StatusOK, wantCalls: 1, wantUser: "",
+		},
+		{
+			desc:   "header templates see the request; our Content-Type wins",
+			answer: answerJSON(activeAdmin()),
+			options: func(u string) map[string]any {
+				return with(hubOptions(u), "clientConfig.headers", map[string]any{
+					"X-Path": "{{ .Request.URL.Path }}", "X-Host": "{{ .Request.Host }}", "Content-Type": "text/plain", "X-Static": "plain",
+				})
+			},
+			target:  "/orders/42",
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
+			check: func(t *testing.T, f *fakeIDP, _ *http.Request) {
+				_, last, _ := f.snapshot()
+				expectEqual(t, "X-Path", last.Header.Get("X-Path"), "/orders/42")
+				expectEqual(t, "X-Host", last.Header.Get("X-Host"), "example.com")
+				expectEqual(t, "X-Static", last.Header.Get("X-Static"), "plain")
+				expectEqual(t, "Content-Type", last.Header.Get("Content-Type"), "application/x-www-form-urlencoded")
+			},
+		},
+		{
+			desc:    "no claims expression: every active token passes",
+			answer:  answerJSON(`{"active":true,"grp":"nobody"}`),
+			options: func(u string) map[string]any { return with(hubOptions(u), "claims", nil) },
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
+		},
+		{
+			desc:    "no tokenTypeHint: the hint is not sent",
+			answer:  answerJSON(activeAdmin()),
+			options: func(u string) map[string]any { return with(hubOptions(u), "clientConfig.tokenTypeHint", nil) },
+			request: bearer("a+b/c="), wantStatus: http.StatusOK, wantCalls: 1,
+			check: func(t *testing.T, f *fakeIDP, _ *http.Request) {
+				_, _, form := f.snapshot()
+				expectEqual(t, "token", form.Get("token"), "a+b/c=")
+				if _, sent := form["token_type_hint"]; sent {
+					t.Errorf("token_type_hint sent without being configured")
+				}
+			},
+		},
+		{
+			desc:    "maxRetries 0: a 500 is tried once",
+			answer:  answerStatus(http.StatusInternalServerError),
+			options: func(u string) map[string]any { return with(hubOptions(u), "clientConfig.maxRetries", "0") },
+			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
+		},
+	}
+}
+
+func forwardAll(u string) map[string]any {
+	o := with(hubOptions(u), "claims", nil)
+	return with(o, "forwardHeaders", map[string]any{
+		"X-Exp": "exp", "X-Ratio": "ratio", "X-Admin": "admin", "X-Areas": "areas", "X-User": "user",
+		"X-Name": "user.name", "X-Missing": "nope", "X-Empty": "empty",
+	})
+}
+
+func bearer(tok string) func(*http.Request) { return header("Authorization", "Bearer "+tok) }
+
+func header(k, v string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Add(k, v) }
+}
+
+func combine(fs ...func(*http.Request)) func(*http.Request) {
+	return func(r *http.Request) {
+		for _, f := range fs {
+			f(r)
+		}
+	}
+}
+
+func failFirst(n, status int, body string) func(w http.ResponseWriter, r *http.Request, call int) {
+	return func(w http.ResponseWriter, r *http.Request, call int) {
+		if call <= n {
+			w.WriteHeader(status)
+			return
+		}
+		answerJSON(body)(w, r, call)
+	}
+}
+
+func redirectTo(path string) func(w http.ResponseWriter, r *http.Request, call int) {
+	return func(w http.ResponseWriter, r *http.Request, _ int) {
+		http.Redirect(w, r, path, http.StatusFound)
+	}
+}
+
+func answerWithType(contentType, body string) func(w http.ResponseWriter, r *http.Request, call int) {
+	return func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Type", contentType)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+func expectEqual(t *testing.T, what, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+// runScenarios runs every scenario through handlers made by build.
+func runScenarios(t *testing.T, build builder, scenarios []scenario) {
+	for i, sc := range scenarios {
+		sc := sc
+		name := fmt.Sprintf("scenario-%d@test", i)
+		t.Run(sc.desc, func(t *testing.T) {
+			idp := newFakeIDP(t, sc.answer)
+			options := hubOptions(idp.srv.URL)
+			if sc.options != nil {
+				options = sc.options(idp.srv.URL)
+			}
+			up := &upstream{}
+			h, logs, err := build(t, up, options, name)
+			if err != nil {
+				t.Fatalf("building the middleware: %v", err)
+			}
+			target := sc.target
+			if target == "" {
+				target = "/api"
+			}
+			req := httptest.NewRequest(http.MethodGet, target, nil)
+			if sc.request != nil {
+				sc.request(req)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			checkAnswer(t, sc, rec, up)
+			calls, _, _ := idp.snapshot()
+			if calls != sc.wantCalls {
+				t.Errorf("IdP calls = %d, want %d", calls, sc.wantCalls)
+			}
+			if sc.check != nil {
+				seen, _ := up.seen()
+				sc.check(t, idp, seen)
+			}
+			if strings.Contains(logs(), "tok-123") {
+				t.Errorf("the log contains the token:\n%s", logs())
+			}
+		})
+	}
+}
+
+func checkAnswer(t *testing.T, sc scenario, rec *httptest.ResponseRecorder, up *upstream) {
+	t.Helper()
+	if rec.Code != sc.wantStatus {
+		t.Fatalf("status = %d, want %d (body %q)", rec.Code, sc.wantStatus, rec.Body.String())
+	}
+	expectEqual(t, "WWW-Authenticate", rec.Header().Get("WWW-Authenticate"), sc.wantChallenge)
+	seen, hits := up.seen()
+	if sc.wantStatus != http.StatusOK {
+		if hits != 0 {
+			t.Errorf("a denied request reached the upstream")
+		}
+		// RFC 6750 answers carry only the status text: no IdP detail reaches the client.
+		expectEqual(t, "body", strings.TrimSpace(rec.Body.String()), http.StatusText(sc.wantStatus))
+		return
+	}
+	if hits != 1 {
+		t.Fatalf("upstream hits = %d, want 1", hits)
+	}
+	for k, want := range sc.wantUpstream {
+		if got := strings.Join(seen.Header.Values(k), ","); got != want {
+			t.Errorf("upstream header %s = %q, want %q", k, got, want)
+		}
+	}
+	user := ""
+	if seen.URL.User != nil {
+		user = seen.URL.User.Username()
+	}
+	expectEqual(t, "URL user", user, sc.wantUser)
+}
+
+// configErrorCases are configurations New must refuse, with the field the error must name.
+func configErrorCases() []struct {
+	desc    string
+	options map[string]any
+	want    string
+} {
+	base := hubOptions("http://127.0.0.1:1/introspect")
+	return []struct {
+		desc    string
+		options map[string]any
+		want    string
+	}{
+		{"missing url", with(base, "clientConfig.url", nil), "clientConfig.url: required"},
+		{"relative url", with(base, "clientConfig.url", "/introspect"), "clientConfig.url: scheme must be http or https"},
+		{"ftp url", with(base, "clientConfig.url", "ftp://idp/introspect"), "clientConfig.url: scheme must be http or https"},
+		{"url without host", with(base, "clientConfig.url", "http:///introspect"), "clientConfig.url: missing host"},
+		{"no token source", with(base, "tokenSource", map[string]any{}), "tokenSource: at least one of header, query or cookie is required"},
+		{"scheme without header", with(base, "tokenSource", map[string]any{"headerAuthScheme": "Bearer", "query": "t"}), "tokenSource.headerAuthScheme: requires tokenSource.header"},
+		{"bad header name", with(base, "tokenSource.header", "Auth orization"), "tokenSource.header: invalid header name"},
+		{"negative maxLength", with(base, "tokenSource.maxLength", "-1"), "tokenSource.maxLength"},
+		{"bad claims", with(base, "claims", "Equals(`grp`, `admin`) ||"), "claims: offset"},
+		{"unknown claims function", with(base, "claims", "Equal(`grp`, `admin`)"), "claims: offset 0"},
+		{"bad forwardHeaders path", with(base, "forwardHeaders", map[string]any{"X-A": "a..b"}), "forwardHeaders.X-A"},
+		{"bad forwardHeaders name", with(base, "forwardHeaders", map[string]any{"X A": "a"}), "forwardHeaders: invalid header name"},
+		{"bad usernameClaim", with(base, "usernameClaim", "."), "usernameClaim"},
+		{"negative timeout", with(base, "clientConfig.timeoutSeconds", "-1"), "clientConfig.timeoutSeconds"},
+		{"huge timeout", with(base, "clientConfig.timeoutSeconds", "100000"), "clientConfig.timeoutSeconds"},
+		{"too many retries", with(base, "clientConfig.maxRetries", "99"), "clientConfig.maxRetries"},
+		{"bad template", with(base, "clientConfig.headers", map[string]any{"X-A": "{{ .Request.URL.Path "}), "clientConfig.headers.X-A"},
+		{"header value with newline", with(base, "clientConfig.headers", map[string]any{"X-A": "a\nb"}), "clientConfig.headers.X-A"},
+		{"unreadable CA", with(base, "clientConfig.tls", map[string]any{"ca": "/nonexistent/ca.pem"}), "clientConfig.tls.ca"},
+		{"CA without certificate", with(base, "clientConfig.tls", map[string]any{"ca": "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"}), "clientConfig.tls.ca: no PEM certificate found"},
+		{"cert without key", with(base, "clientConfig.tls", map[string]any{"cert": "/nonexistent/cert.pem"}), "clientConfig.tls: cert and key must be set together"},
+		{"not a number (Traefik's decoder names the field)", with(base, "clientConfig.timeoutSeconds", "five"), "ClientConfig.TimeoutSeconds"},
+	}
+}
+
+func runConfigErrors(t *testing.T, build builder) {
+	for _, test := range configErrorCases() {
+		test := test
+		t.Run(test.desc, func(t *testing.T) {
+			h, _, err := build(t, &upstream{}, test.options, "bad@test")
+			if err == nil {
+				t.Fatalf("New accepted the configuration (handler %T)", h)
+			}
+			if !strings.Contains(err.Error(), test.want) {
+				t.Errorf("error %q does not contain %q", err.Error(), test.want)
+			}
+		})
+	}
+}
+
+// decodeJSONOptions turns a JSON document into provider options, as the Kubernetes CRD path does.
+func decodeJSONOptions(t *testing.T, doc string) map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(doc), &m); err != nil {
+		t.Fatalf("decoding options: %v", err)
+	}
+	return m
+}
