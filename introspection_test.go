@@ -157,7 +157,7 @@ type scenario struct {
 	wantCalls     int    // IdP calls expected
 	// wantUpstream lists headers the upstream must see; a "" value means the header must be absent.
 	wantUpstream map[string]string
-	wantUser     string                                  // the URL user Traefik's access log would show
+	wantUser     string                                          // the URL user Traefik's access log would show
 	check        func(t *testing.T, f *fakeIDP, u *http.Request) // extra assertions
 }
 
@@ -299,9 +299,9 @@ func coreScenarios() []scenario {
 			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
 		},
 		{
-			desc:    "a client-sent identity header is removed even when the claim is missing",
-			answer:  answerJSON(`{"active":true,"grp":"admin"}`),
-			request: combine(bearer("t"), header("Expires-At", "9999999999"), header("Group", "root")),
+			desc:       "a client-sent identity header is removed even when the claim is missing",
+			answer:     answerJSON(`{"active":true,"grp":"admin"}`),
+			request:    combine(bearer("t"), header("Expires-At", "9999999999"), header("Group", "root")),
 			wantStatus: http.StatusOK, wantCalls: 1,
 			wantUpstream: map[string]string{"Expires-At": "", "Group": "admin"},
 		},
@@ -330,10 +330,12 @@ func coreScenarios() []scenario {
 			wantUpstream: map[string]string{"Authorization": "Bearer t"},
 		},
 		{
-			desc:    "query source: token taken from the query and removed before upstream",
-			answer:  answerJSON(activeAdmin()),
-			options: func(u string) map[string]any { return with(hubOptions(u), "tokenSource", map[string]any{"query": "access_token"}) },
-			target:  "/api?a=1&access_token=qtok&b=2",
+			desc:   "query source: token taken from the query and removed before upstream",
+			answer: answerJSON(activeAdmin()),
+			options: func(u string) map[string]any {
+				return with(hubOptions(u), "tokenSource", map[string]any{"query": "access_token"})
+			},
+			target:     "/api?a=1&access_token=qtok&b=2",
 			wantStatus: http.StatusOK, wantCalls: 1,
 			check: func(t *testing.T, f *fakeIDP, u *http.Request) {
 				_, _, form := f.snapshot()
@@ -342,10 +344,12 @@ func coreScenarios() []scenario {
 			},
 		},
 		{
-			desc:    "cookie source: token taken from the cookie and removed before upstream",
-			answer:  answerJSON(activeAdmin()),
-			options: func(u string) map[string]any { return with(hubOptions(u), "tokenSource", map[string]any{"cookie": "session"}) },
-			request: header("Cookie", "theme=dark; session=ctok"),
+			desc:   "cookie source: token taken from the cookie and removed before upstream",
+			answer: answerJSON(activeAdmin()),
+			options: func(u string) map[string]any {
+				return with(hubOptions(u), "tokenSource", map[string]any{"cookie": "session"})
+			},
+			request:    header("Cookie", "theme=dark; session=ctok"),
 			wantStatus: http.StatusOK, wantCalls: 1,
 			wantUpstream: map[string]string{"Cookie": "theme=dark"},
 			check: func(t *testing.T, f *fakeIDP, _ *http.Request) {
@@ -360,9 +364,9 @@ func coreScenarios() []scenario {
 			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1, wantUser: "alice",
 		},
 		{
-			desc:    "no usernameClaim: a user the client put in the URL is dropped",
-			answer:  answerJSON(activeAdmin()),
-			request: combine(bearer("t"), func(r *http.Request) { r.URL.User = url.User("mallory") }),
+			desc:       "no usernameClaim: a user the client put in the URL is dropped",
+			answer:     answerJSON(activeAdmin()),
+			request:    combine(bearer("t"), func(r *http.Request) { r.URL.User = url.User("mallory") }),
 			wantStatus: http.StatusOK, wantCalls: 1, wantUser: "",
 		},
 		{
