@@ -1,0 +1,286 @@
+// Local OAuth 2.0 authorization server for the end-to-end tests and the demo
+// of the token introspection middleware. Built on node-oidc-provider.
+//
+// Environment:
+//   IDP_PORT              port to listen on, on 127.0.0.1 (default 9090; 0 = pick a free one)
+//   IDP_ACCESS_TOKEN_TTL  access token lifetime in seconds (default 3600)
+//   IDP_RS_JWKS_FILE      JWKS (public keys) of the private_key_jwt resource server "rs-jwt";
+//                         when unset, that client is not registered
+//   IDP_CLIENTS_JSON      JSON array of extra client metadata objects; an entry whose client_id
+//                         matches a built-in client replaces that client
+//   IDP_DEBUG             when set, log every request to stderr (errors are always logged)
+//
+// Once listening it prints exactly one line to stdout:
+//   IDP_READY http://127.0.0.1:<port>
+// Everything else goes to stderr.
+
+import * as crypto from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+import MapAdapter from './adapter.js';
+
+const HOST = '127.0.0.1';
+
+// stdout carries only the IDP_READY line. oidc-provider prints its NOTICEs with
+// console.info (stdout), so send console.log/info to stderr as well.
+console.log = (...args) => console.error(...args);
+console.info = (...args) => console.error(...args);
+
+function log(...args) {
+  console.error('[idp]', ...args);
+}
+
+function fail(message) {
+  log(`error: ${message}`);
+  process.exit(1);
+}
+
+function intFromEnv(name, fallback, { min = 0 } = {}) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) fail(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
+const port = intFromEnv('IDP_PORT', 9090);
+if (port > 65535) fail('IDP_PORT must be <= 65535');
+const accessTokenTTL = intFromEnv('IDP_ACCESS_TOKEN_TTL', 3600, { min: 1 });
+const debug = Boolean(process.env.IDP_DEBUG);
+
+// ---------------------------------------------------------------------------
+// Clients
+
+const SCOPES = ['openid', 'api:read', 'api:write', 'admin'];
+
+// Machine clients that obtain tokens with client_credentials.
+function machineClient(clientId, clientSecret, scope, claims) {
+  return {
+    client_id: clientId,
+    client_secret: clientSecret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope,
+    extra_token_claims: claims,
+  };
+}
+
+// Resource servers: they never obtain tokens, they only call the introspection
+// endpoint. In oidc-provider 9 one client authenticates the same way at every
+// endpoint (token, introspection, revocation), using token_endpoint_auth_method;
+// there is no separate introspection_endpoint_auth_method.
+function resourceServerClient(clientId, authMethod, extra = {}) {
+  return {
+    client_id: clientId,
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: authMethod,
+    ...extra,
+  };
+}
+
+const clients = [
+  machineClient('app-admin', 'app-admin-secret', 'api:read api:write admin', {
+    grp: 'admin',
+    username: 'alice',
+    user: { name: 'Alice Admin', status: 'active' },
+    areas: ['office', 'home'],
+  }),
+  machineClient('app-user', 'app-user-secret', 'api:read', {
+    grp: 'user',
+    username: 'bob',
+    user: { name: 'Bob User', status: 'active' },
+    areas: ['office', 'home'],
+  }),
+  resourceServerClient('rs-basic', 'client_secret_basic', { client_secret: 'rs-basic-secret' }),
+  resourceServerClient('rs-post', 'client_secret_post', { client_secret: 'rs-post-secret' }),
+];
+
+if (process.env.IDP_RS_JWKS_FILE) {
+  let jwks;
+  try {
+    jwks = JSON.parse(readFileSync(process.env.IDP_RS_JWKS_FILE, 'utf8'));
+  } catch (err) {
+    fail(`cannot read IDP_RS_JWKS_FILE ${process.env.IDP_RS_JWKS_FILE}: ${err.message}`);
+  }
+  if (!Array.isArray(jwks?.keys)) fail('IDP_RS_JWKS_FILE must hold a JWKS object: {"keys": [...]}');
+  // Private parts must never be registered; keep only the public members.
+  const publicOnly = jwks.keys.map((jwk) => crypto.createPublicKey({ key: jwk, format: 'jwk' })
+    .export({ format: 'jwk' }))
+    .map((pub, i) => ({ ...pub, ...pick(jwks.keys[i], ['kid', 'alg', 'use']) }));
+  // No token_endpoint_auth_signing_alg: the provider then accepts any enabled
+  // asymmetric algorithm for which the client has a key (RS256 and ES256 included).
+  clients.push(resourceServerClient('rs-jwt', 'private_key_jwt', { jwks: { keys: publicOnly } }));
+}
+
+function pick(obj, keys) {
+  const out = {};
+  for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
+  return out;
+}
+
+if (process.env.IDP_CLIENTS_JSON) {
+  let extra;
+  try {
+    extra = JSON.parse(process.env.IDP_CLIENTS_JSON);
+  } catch (err) {
+    fail(`IDP_CLIENTS_JSON is not valid JSON: ${err.message}`);
+  }
+  if (!Array.isArray(extra)) fail('IDP_CLIENTS_JSON must be a JSON array of client metadata objects');
+  for (const c of extra) {
+    if (!c || typeof c.client_id !== 'string') fail('every IDP_CLIENTS_JSON entry needs a string client_id');
+    const i = clients.findIndex((existing) => existing.client_id === c.client_id);
+    if (i === -1) clients.push(c);
+    else clients[i] = c;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Custom claims, stored with each client_credentials token and returned by introspection.
+
+function claimsFor(client) {
+  const configured = client?.extra_token_claims;
+  if (configured) return structuredClone(configured);
+  const id = client?.clientId ?? 'unknown';
+  return {
+    grp: 'user',
+    username: id,
+    user: { name: id, status: 'active' },
+    areas: ['office', 'home'],
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Provider configuration
+
+function ephemeralSigningKey() {
+  // Opaque access tokens need no signing key, but the provider always wants one
+  // (ID tokens, discovery). A fresh key per start avoids the "development keys" warning.
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg: 'RS256', use: 'sig' };
+}
+
+function configuration() {
+  return {
+    adapter: MapAdapter,
+    clients,
+    scopes: SCOPES,
+    jwks: { keys: [ephemeralSigningKey()] },
+    cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+    extraClientMetadata: {
+      // Lets a client (built in or from IDP_CLIENTS_JSON) define its own custom token claims.
+      properties: ['extra_token_claims'],
+      validator(ctx, key, value) {
+        if (key === 'extra_token_claims' && value !== undefined
+          && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+          throw new Error('extra_token_claims must be a JSON object');
+        }
+      },
+    },
+    ttl: {
+      AccessToken: accessTokenTTL,
+      ClientCredentials: accessTokenTTL,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Any authenticated confidential client (the resource servers) may
+        // introspect any token, including tokens issued to other clients.
+        // Public clients (auth method "none") only their own tokens.
+        allowedPolicy(ctx, client, token) {
+          if (client.clientAuthMethod === 'none' && token.clientId !== client.clientId) return false;
+          return true;
+        },
+      },
+      revocation: {
+        enabled: true,
+        // A client may revoke only the tokens issued to it.
+        allowedPolicy(ctx, client, token) {
+          return token.clientId === client.clientId;
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        // No resource parameter -> no resource server -> an opaque token without aud.
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
+        // With resource=<absolute URI> the token gets aud=<that URI>, and stays
+        // opaque (a JWT access token could not be introspected here).
+        getResourceServerInfo: (ctx, resourceIndicator) => ({
+          scope: SCOPES.filter((s) => s !== 'openid').join(' '),
+          audience: resourceIndicator,
+          accessTokenFormat: 'opaque',
+          accessTokenTTL,
+        }),
+      },
+    },
+    async extraTokenClaims(ctx, token) {
+      if (token.kind !== 'ClientCredentials') return undefined;
+      const client = ctx?.oidc?.client ?? await provider.Client.find(token.clientId);
+      return claimsFor(client);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Server
+
+let provider;
+let handler = (req, res) => {
+  res.statusCode = 503;
+  res.end('starting\n');
+};
+const server = http.createServer((req, res) => handler(req, res));
+server.keepAliveTimeout = 65_000;
+
+server.on('error', (err) => fail(`cannot listen on ${HOST}:${port}: ${err.message}`));
+
+server.listen(port, HOST, () => {
+  const actualPort = server.address().port;
+  const issuer = `http://${HOST}:${actualPort}`;
+  try {
+    provider = new Provider(issuer, configuration());
+  } catch (err) {
+    fail(`invalid provider configuration: ${err.stack || err.message}`);
+  }
+
+  provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err.stack || err));
+  // Client errors: one line each on stderr, with the detail the HTTP response hides
+  // (e.g. why a client assertion was refused).
+  for (const event of ['grant.error', 'introspection.error', 'revocation.error']) {
+    provider.on(event, (ctx, err) => {
+      const detail = err.error_detail || err.cause?.message;
+      log(event, ctx.oidc?.client?.clientId ?? '-', err.message, err.error_description ?? '', detail ? `(${detail})` : '');
+    });
+  }
+  if (debug) {
+    provider.use(async (ctx, next) => {
+      const start = Date.now();
+      await next();
+      log(ctx.method, ctx.path, ctx.status, `${Date.now() - start}ms`);
+    });
+  }
+
+  handler = provider.callback();
+  process.stdout.write(`IDP_READY ${issuer}\n`);
+});
+
+let stopping = false;
+function shutdown(signal) {
+  if (stopping) return;
+  stopping = true;
+  log(`${signal} received, shutting down`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

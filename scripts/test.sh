@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean checkout: unit tests compiled with -race and interpreted by
+# Yaegi, the bounded fuzz runs, then the end-to-end suite against a real Traefik and a real IdP.
+# Everything it needs (Go modules, npm packages, the Traefik binary) is installed on the way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+
+step "unit tests, compiled (-race) and interpreted by Yaegi v0.16.1"
+go test -race -count=1 ./...
+
+step "fuzzing (bounded)"
+FUZZTIME="${FUZZTIME:-20s}"
+go test -run='^$' -fuzz='^FuzzParseClaims$' -fuzztime="$FUZZTIME" .
+
+step "end-to-end: npm ci for the IdP"
+(cd e2e/idp && npm ci --no-audit --no-fund)
+
+step "end-to-end: Traefik v3.7.13 binary"
+TRAEFIK_BIN="$(scripts/build-traefik.sh)"
+export TRAEFIK_BIN
+echo "using $TRAEFIK_BIN"
+
+step "end-to-end: IdP smoke tests"
+(cd e2e/idp && npm test)
+
+step "end-to-end: real Traefik + node-oidc-provider"
+(cd e2e && go vet ./... && go test -count=1 -timeout 20m ./...)
