@@ -1,0 +1,14 @@
+# Entry points named in the README.
+.PHONY: test test-unit demo
+
+# The whole suite, as CI runs it: installs what it needs (npm packages, the Traefik binary).
+test:
+	bash scripts/test.sh
+
+# Unit tests only: compiled with -race and interpreted by Yaegi, a few seconds.
+test-unit:
+	go test -race -count=1 ./...
+
+# Starts the IdP, an echo backend and Traefik with this plugin on 127.0.0.1.
+demo:
+	$(MAKE) -C demo demo
