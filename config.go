@@ -32,6 +32,8 @@ type Config struct {
 	// Claims is an expression over the introspection response that must be true for the request
 	// to pass. If empty, every active token passes.
 	Claims string
+	// Cache configures the reuse of introspection answers.
+	Cache CacheConfig
 }
 
 // TokenSource lists the places a token may come from. When several are set, they are tried in the
@@ -100,6 +102,7 @@ func CreateConfig() *Config {
 			MaxRetries:     defaultMaxRetries,
 		},
 		TokenSource: TokenSource{MaxLength: defaultMaxTokenLength},
+		Cache:       CacheConfig{TTLSeconds: defaultCacheTTL, MaxEntries: defaultCacheMaxEntries},
 	}
 }
 
@@ -129,6 +132,7 @@ type settings struct {
 	forward      []forwardHeader
 	usernamePath []string
 	claims       claimsExpr // nil when no claims are configured
+	cache        CacheConfig
 }
 
 // compile validates cfg and turns it into settings. Every error names the offending field.
@@ -157,7 +161,28 @@ func compile(cfg *Config) (*settings, error) {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
 	}
+	if s.cache, err = compileCache(cfg.Cache); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+func compileCache(c CacheConfig) (CacheConfig, error) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"ttlSeconds", c.TTLSeconds}, {"negativeTtlSeconds", c.NegativeTTLSeconds}, {"staleIfErrorSeconds", c.StaleIfErrorSeconds}} {
+		if f.v < 0 || f.v > maxCacheSeconds {
+			return c, fmt.Errorf("cache.%s: must be between 0 and %d, got %d", f.name, maxCacheSeconds, f.v)
+		}
+	}
+	if c.MaxEntries < 0 || c.MaxEntries > maxCacheEntries {
+		return c, fmt.Errorf("cache.maxEntries: must be between 0 and %d, got %d", maxCacheEntries, c.MaxEntries)
+	}
+	if c.MaxEntries == 0 {
+		c.MaxEntries = defaultCacheMaxEntries
+	}
+	return c, nil
 }
 
 func compileTokenSource(ts TokenSource) (tokenSource, error) {

@@ -30,6 +30,7 @@ type idpClient struct {
 	endpoint   string
 	hintField  string // "&token_type_hint=..." or ""
 	headers    []headerTemplate
+	templated  []headerTemplate // the headers whose value depends on the request
 	client     *http.Client
 	timeout    time.Duration // bounds a whole introspection, retries included
 	maxRetries int
@@ -70,19 +71,21 @@ func newIDPClient(s *settings) *idpClient {
 			CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	for _, h := range s.headers {
+		if h.tmpl != nil {
+			c.templated = append(c.templated, h)
+		}
+	}
 	if s.hint != "" {
 		c.hintField = "&token_type_hint=" + url.QueryEscape(s.hint)
 	}
 	return c
 }
 
-// introspect asks the endpoint about token and returns the decoded answer, or idpFailed with a
-// reason. Transient failures are retried with backoff until maxRetries or the timeout runs out.
-func (c *idpClient) introspect(ctx context.Context, incoming *http.Request, token string) (map[string]any, int, string) {
-	extra, err := c.renderHeaders(incoming)
-	if err != nil {
-		return nil, idpFailed, err.Error()
-	}
+// introspect asks the endpoint about token, sending the extra headers, and returns the decoded
+// answer, or idpFailed with a reason. Transient failures are retried with backoff until maxRetries
+// or the timeout runs out.
+func (c *idpClient) introspect(ctx context.Context, extra http.Header, token string) (map[string]any, int, string) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
@@ -114,12 +117,7 @@ func (c *idpClient) pause(ctx context.Context, try int, after time.Duration) boo
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return firstReady(t.C, ctx.Done())
 }
 
 // backoff is 50 ms doubled at each retry, with jitter so that many gateways do not retry in step.

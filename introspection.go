@@ -34,6 +34,7 @@ type middleware struct {
 	name     string
 	settings *settings
 	idp      *idpClient
+	cache    *verdictCache
 	// logf writes one log line; level is "debug" or "error". Tests replace it to capture output.
 	logf func(level, msg string)
 }
@@ -67,7 +68,8 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, err
 	}
-	m := &middleware{next: next, name: name, settings: s, idp: newIDPClient(s), logf: defaultLog(name)}
+	sh := sharedFor(name, config, s)
+	m := &middleware{next: next, name: name, settings: s, idp: sh.idp, cache: sh.cache, logf: defaultLog(name)}
 	return m, nil
 }
 
@@ -93,10 +95,8 @@ func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		m.deny(rw, reject(http.StatusUnauthorized, challengeMissing, reason))
 		return
 	}
-	v := m.introspect(req, token)
-	if v.status == 0 {
-		v = checkTime(v, time.Now().Unix())
-	}
+	now := time.Now().Unix()
+	v := checkTime(m.cached(req, token, now), now)
 	if v.status != 0 {
 		m.deny(rw, v)
 		return
@@ -114,8 +114,8 @@ func (m *middleware) dropClientIdentity(req *http.Request) {
 }
 
 // introspect calls the IdP and turns its answer into a verdict.
-func (m *middleware) introspect(req *http.Request, token string) *verdict {
-	claims, outcome, reason := m.idp.introspect(req.Context(), req, token)
+func (m *middleware) introspect(ctx context.Context, rendered http.Header, token string) *verdict {
+	claims, outcome, reason := m.idp.introspect(ctx, rendered, token)
 	if outcome != idpAnswered {
 		m.logf("error", "introspection failed: "+reason)
 		return reject(http.StatusServiceUnavailable, nil, "introspection failed")
@@ -138,7 +138,10 @@ func judge(s *settings, claims map[string]any) *verdict {
 		return reject(http.StatusServiceUnavailable, nil, "answer has a malformed nbf")
 	}
 	if s.claims != nil && !s.claims.eval(claims) {
-		return reject(http.StatusForbidden, challengeScope, "claims expression is false")
+		v.status = http.StatusForbidden
+		v.challenge = challengeScope
+		v.reason = "claims expression is false"
+		return v
 	}
 	v.values = make([]string, len(s.forward))
 	for i, f := range s.forward {
@@ -175,7 +178,8 @@ func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
 }
 
 // checkTime rejects a token whose exp or nbf says it is not valid at now (RFC 7662 section 2.2),
-// even when the IdP said it is active. It does not modify v, which may be shared.
+// even when the IdP said it is active. It runs on every request, cached verdicts included. It does
+// not modify v, which may be shared.
 func checkTime(v *verdict, now int64) *verdict {
 	if now >= v.exp {
 		return reject(http.StatusUnauthorized, challengeInvalid, "token expired")
@@ -188,7 +192,7 @@ func checkTime(v *verdict, now int64) *verdict {
 
 // reject builds the verdict of a request that may not pass.
 func reject(status int, challenge []string, reason string) *verdict {
-	return &verdict{status: status, challenge: challenge, reason: reason}
+	return &verdict{status: status, challenge: challenge, reason: reason, exp: math.MaxInt64, nbf: math.MinInt64}
 }
 
 // deny answers a request that may not pass (RFC 6750 section 3). The body is only the status
