@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"sync/atomic"
 )
 
 // CacheConfig configures the introspection cache. A cached answer never skips a check: exp and nbf
@@ -42,8 +43,9 @@ type cacheEntry struct {
 
 // pending is an introspection in flight; requests that bring the same token wait for it.
 type pending struct {
-	done chan struct{}
-	v    *verdict
+	done    chan struct{}
+	v       *verdict
+	waiters atomic.Int32 // requests waiting on it besides the leader; tests read it
 }
 
 // verdictCache maps a token digest to its verdict, and coalesces concurrent misses. Memory is bounded
@@ -236,6 +238,7 @@ func (m *middleware) cached(req *http.Request, token string, now int64) *verdict
 func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key string, now int64, old *cacheEntry) *verdict {
 	p, leader := m.cache.join(key)
 	if !leader {
+		p.waiters.Add(1)
 		if firstReady(p.done, req.Context().Done()) {
 			return p.v
 		}

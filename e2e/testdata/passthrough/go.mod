@@ -1,0 +1,3 @@
+module github.com/tokengate/passthrough
+
+go 1.22
