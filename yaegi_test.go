@@ -204,3 +204,33 @@ func TestInterpretedUnitTests(t *testing.T) {
 		t.Run(name, tests[name])
 	}
 }
+
+// BenchmarkInterpreted runs the Benchmark functions of the stdlib-only test files inside Yaegi, so
+// the cost of the hot path can be compared with the compiled one.
+func BenchmarkInterpreted(b *testing.B) {
+	gopath := b.TempDir()
+	if _, err := layoutGoPath(gopath, true); err != nil {
+		b.Fatalf("laying out GOPATH: %v", err)
+	}
+	i := interp.New(interp.Options{GoPath: gopath, BuildTags: []string{"yaegi"}, Env: os.Environ()})
+	if err := i.Use(stdlib.Symbols); err != nil {
+		b.Fatalf("loading stdlib symbols: %v", err)
+	}
+	if err := i.EvalTest(pluginImport); err != nil {
+		b.Fatalf("interpreting the package with its tests: %v", err)
+	}
+	var names []string
+	benchmarks := map[string]func(*testing.B){}
+	for _, syms := range i.Symbols(pluginImport) {
+		for name, sym := range syms {
+			if fn, ok := sym.Interface().(func(*testing.B)); ok && strings.HasPrefix(name, "Benchmark") {
+				names = append(names, name)
+				benchmarks[name] = fn
+			}
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b.Run(strings.TrimPrefix(name, "Benchmark"), benchmarks[name])
+	}
+}
