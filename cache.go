@@ -33,6 +33,10 @@ const (
 	maxCacheEntries        = 10000000
 )
 
+// cacheKey is the SHA-256 of a token (and of the rendered header templates, if any). An array key
+// costs the interpreter a third of what a string conversion of the digest does.
+type cacheKey [sha256.Size]byte
+
 // cacheEntry is one cached verdict. Times are Unix seconds.
 type cacheEntry struct {
 	v          *verdict
@@ -55,10 +59,10 @@ type pending struct {
 // only a read lock: it moves nothing.
 type verdictCache struct {
 	mu       sync.RWMutex
-	entries  map[string]*cacheEntry
-	ring     []string
+	entries  map[cacheKey]*cacheEntry
+	ring     []cacheKey
 	next     int
-	inflight map[string]*pending
+	inflight map[cacheKey]*pending
 	ttl      int64
 	negTTL   int64
 	stale    int64
@@ -66,20 +70,20 @@ type verdictCache struct {
 
 func newVerdictCache(c CacheConfig) *verdictCache {
 	vc := &verdictCache{
-		entries:  map[string]*cacheEntry{},
-		inflight: map[string]*pending{},
+		entries:  map[cacheKey]*cacheEntry{},
+		inflight: map[cacheKey]*pending{},
 		ttl:      int64(c.TTLSeconds),
 		negTTL:   int64(c.NegativeTTLSeconds),
 		stale:    int64(c.StaleIfErrorSeconds),
 	}
 	if vc.ttl > 0 {
-		vc.ring = make([]string, c.MaxEntries)
+		vc.ring = make([]cacheKey, c.MaxEntries)
 	}
 	return vc
 }
 
 // get returns the entry for key, fresh or not, or nil.
-func (c *verdictCache) get(key string) *cacheEntry {
+func (c *verdictCache) get(key cacheKey) *cacheEntry {
 	c.mu.RLock()
 	e := c.entries[key]
 	c.mu.RUnlock()
@@ -95,7 +99,7 @@ func (c *verdictCache) len() int {
 
 // join registers interest in key. The first caller becomes the leader, which must call finish; the
 // others get the same pending and wait for it.
-func (c *verdictCache) join(key string) (*pending, bool) {
+func (c *verdictCache) join(key cacheKey) (*pending, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.inflight[key]; p != nil {
@@ -107,7 +111,7 @@ func (c *verdictCache) join(key string) (*pending, bool) {
 }
 
 // finish publishes the leader's verdict to its waiters and caches it when it may be cached.
-func (c *verdictCache) finish(key string, p *pending, v *verdict, now int64, cacheable bool) {
+func (c *verdictCache) finish(key cacheKey, p *pending, v *verdict, now int64, cacheable bool) {
 	p.v = v
 	c.mu.Lock()
 	delete(c.inflight, key)
@@ -119,7 +123,7 @@ func (c *verdictCache) finish(key string, p *pending, v *verdict, now int64, cac
 }
 
 // store caches v under key. It is called with the write lock held.
-func (c *verdictCache) store(key string, v *verdict, now int64) {
+func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -145,10 +149,10 @@ func (c *verdictCache) store(key string, v *verdict, now int64) {
 		return
 	}
 	e.slot = c.next
-	if victim := c.ring[e.slot]; victim != "" {
-		if ve := c.entries[victim]; ve != nil && ve.slot == e.slot {
-			delete(c.entries, victim)
-		}
+	// The slot's previous key, if its entry still owns the slot, is the oldest insertion: evict it.
+	victim := c.ring[e.slot]
+	if ve := c.entries[victim]; ve != nil && ve.slot == e.slot {
+		delete(c.entries, victim)
 	}
 	c.ring[e.slot] = key
 	c.entries[key] = e
@@ -169,10 +173,9 @@ func capAt(t, limit int64) int64 {
 // tokenKey is the cache key of a token: its SHA-256, never the token itself. The cache belongs to
 // one configuration (so one endpoint and hint); rendered header templates can make the answer depend
 // on the request, so their values are part of the key.
-func tokenKey(token string, rendered http.Header, templated []headerTemplate) string {
+func tokenKey(token string, rendered http.Header, templated []headerTemplate) cacheKey {
 	if len(templated) == 0 {
-		sum := sha256.Sum256([]byte(token))
-		return string(sum[:])
+		return sha256.Sum256([]byte(token))
 	}
 	h := sha256.New()
 	h.Write([]byte(token))
@@ -180,7 +183,9 @@ func tokenKey(token string, rendered http.Header, templated []headerTemplate) st
 		h.Write([]byte{0})
 		h.Write([]byte(rendered.Get(t.name)))
 	}
-	return string(h.Sum(nil))
+	var key cacheKey
+	copy(key[:], h.Sum(nil))
+	return key
 }
 
 // shared is what all handlers of one middleware with one configuration share across reloads.
@@ -218,24 +223,38 @@ func fingerprint(cfg *Config) string {
 	return string(sum[:])
 }
 
-// cached returns the verdict for token, from the cache or from the IdP.
+// cached returns the verdict for token, from the cache or from the IdP. Without header templates,
+// the common case, a hit renders nothing: the key is the token's digest alone.
 func (m *middleware) cached(req *http.Request, token string, now int64) *verdict {
+	if m.idp.templated != nil {
+		return m.cachedTemplated(req, token, now)
+	}
+	key := tokenKey(token, nil, nil)
+	if e := m.cache.get(key); e != nil && now < e.freshUntil {
+		return e.v
+	}
+	return m.resolve(req, token, nil, key, now)
+}
+
+// cachedTemplated is cached for configurations whose header templates make the answer depend on
+// the request: the rendered values are part of the key.
+func (m *middleware) cachedTemplated(req *http.Request, token string, now int64) *verdict {
 	rendered, err := m.idp.renderHeaders(req)
 	if err != nil {
 		m.logf("error", "introspection failed: "+err.Error())
 		return reject(http.StatusServiceUnavailable, nil, "introspection failed")
 	}
 	key := tokenKey(token, rendered, m.idp.templated)
-	e := m.cache.get(key)
-	if e != nil && now < e.freshUntil {
+	if e := m.cache.get(key); e != nil && now < e.freshUntil {
 		return e.v
 	}
-	return m.resolve(req, token, rendered, key, now, e)
+	return m.resolve(req, token, rendered, key, now)
 }
 
 // resolve handles a miss: one introspection per key at a time, whatever the number of requests
-// waiting for it. A waiter gives up when its own request ends.
-func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key string, now int64, old *cacheEntry) *verdict {
+// waiting for it. A waiter gives up when its own request ends. rendered is nil when the headers
+// have not been rendered yet.
+func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key cacheKey, now int64) *verdict {
 	p, leader := m.cache.join(key)
 	if !leader {
 		p.waiters.Add(1)
@@ -244,9 +263,19 @@ func (m *middleware) resolve(req *http.Request, token string, rendered http.Head
 		}
 		return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection")
 	}
+	if rendered == nil {
+		var err error
+		if rendered, err = m.idp.renderHeaders(req); err != nil {
+			m.logf("error", "introspection failed: "+err.Error())
+			v := reject(http.StatusServiceUnavailable, nil, "introspection failed")
+			m.cache.finish(key, p, v, now, false)
+			return v
+		}
+	}
 	// The call outlives the leader's request if that one is cancelled: others may be waiting.
 	v := m.introspect(context.WithoutCancel(req.Context()), rendered, token)
 	cacheable := true
+	old := m.cache.get(key)
 	if v.status == http.StatusServiceUnavailable && old != nil && now < old.staleUntil {
 		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
 		v = old.v

@@ -4,6 +4,7 @@ package oauthintrospection
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -78,10 +79,9 @@ func TestCacheNeverStoresTheToken(t *testing.T) {
 	expectStatus(t, rig.do("secret-token-value"), http.StatusOK)
 	rig.m.cache.mu.RLock()
 	defer rig.m.cache.mu.RUnlock()
-	for key := range rig.m.cache.entries {
-		if strings.Contains(key, "secret-token-value") || len(key) != 32 {
-			t.Errorf("cache key is not a SHA-256 digest: %q", key)
-		}
+	want := cacheKey(sha256.Sum256([]byte("secret-token-value")))
+	if len(rig.m.cache.entries) != 1 || rig.m.cache.entries[want] == nil {
+		t.Errorf("the cache is not keyed by the token's SHA-256")
 	}
 }
 
@@ -121,10 +121,10 @@ func TestCacheRechecksExpAndNbfOnHit(t *testing.T) {
 func TestCacheLifetimeIsCappedByExp(t *testing.T) {
 	now := time.Now().Unix()
 	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, StaleIfErrorSeconds: 600})
-	c.store("short", &verdict{exp: now + 5}, now)
-	c.store("long", &verdict{exp: now + 3600}, now)
-	c.store("none", reject(0, nil, ""), now)
-	c.store("gone", &verdict{exp: now}, now)
+	c.store(tokenKey("short", nil, nil), &verdict{exp: now + 5}, now)
+	c.store(tokenKey("long", nil, nil), &verdict{exp: now + 3600}, now)
+	c.store(tokenKey("none", nil, nil), reject(0, nil, ""), now)
+	c.store(tokenKey("gone", nil, nil), &verdict{exp: now}, now)
 	checks := []struct {
 		key          string
 		fresh, stale int64
@@ -134,7 +134,7 @@ func TestCacheLifetimeIsCappedByExp(t *testing.T) {
 		{"none", now + 30, now + 630},
 	}
 	for _, want := range checks {
-		e := c.get(want.key)
+		e := c.get(tokenKey(want.key, nil, nil))
 		if e == nil {
 			t.Errorf("%s: not cached", want.key)
 			continue
@@ -143,7 +143,7 @@ func TestCacheLifetimeIsCappedByExp(t *testing.T) {
 			t.Errorf("%s: fresh/stale until = %d/%d, want %d/%d", want.key, e.freshUntil-now, e.staleUntil-now, want.fresh-now, want.stale-now)
 		}
 	}
-	if c.get("gone") != nil {
+	if c.get(tokenKey("gone", nil, nil)) != nil {
 		t.Errorf("an already expired answer was cached")
 	}
 }

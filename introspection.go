@@ -35,6 +35,7 @@ type middleware struct {
 	settings *settings
 	idp      *idpClient
 	cache    *verdictCache
+	fast     *fastPath // nil when the configuration has no fast path
 	// logf writes one log line; level is "debug" or "error". Tests replace it to capture output.
 	logf func(level, msg string)
 }
@@ -70,6 +71,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	}
 	sh := sharedFor(name, config, s)
 	m := &middleware{next: next, name: name, settings: s, idp: sh.idp, cache: sh.cache, logf: defaultLog(name)}
+	m.fast = newFastPath(s, sh.cache, sh.idp)
 	return m, nil
 }
 
@@ -87,8 +89,17 @@ func defaultLog(name string) func(level, msg string) {
 }
 
 // ServeHTTP authenticates the request. It is kept small on purpose: the interpreter pays for every
-// local of a function on each call, so the slow paths live in other functions.
+// local of a function on each call, so everything but a cache hit lives in other functions.
 func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if m.fast != nil && fastHit(m.fast, req) {
+		m.next.ServeHTTP(rw, req)
+		return
+	}
+	m.serve(rw, req)
+}
+
+// serve is the general path: every token source, misses, denials and failures.
+func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
 	m.dropClientIdentity(req)
 	token, from, reason := m.settings.source.extract(req)
 	if reason != "" {

@@ -87,14 +87,17 @@ func (s *tokenSource) check(token string, from int, reason string) (string, int,
 		return "", from, "token longer than tokenSource.maxLength"
 	}
 	// Tokens are visible ASCII (RFC 6750 section 2.1 b64token, RFC 6749 appendix A.12 VSCHAR).
-	// Anything else, including spaces, CR, LF and NUL, is malformed.
-	for i := 0; i < len(token); i++ {
-		if token[i] < 0x21 || token[i] > 0x7e {
-			return "", from, "token has a character outside visible ASCII"
-		}
+	// Anything else, including spaces, CR, LF and NUL, is malformed. Trimming every allowed byte
+	// from both ends leaves something exactly when a byte is not allowed; it is one compiled call,
+	// where a byte loop costs the interpreter about 0.5 µs a byte.
+	if strings.Trim(token, visibleASCII) != "" {
+		return "", from, "token has a character outside visible ASCII"
 	}
 	return token, from, ""
 }
+
+// visibleASCII holds every byte from 0x21 to 0x7e.
+const visibleASCII = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
 // single returns the only value of vals; several values are malformed, an empty one is no token.
 func single(vals []string, what string) (string, string) {

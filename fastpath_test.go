@@ -1,0 +1,94 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+)
+
+// TestFastPath checks that the hot path takes exactly the requests it can serve as serve would,
+// and leaves every other request untouched for serve.
+func TestFastPath(t *testing.T) {
+	rig := newCacheRig(t, "fast@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		_ = r.ParseForm()
+		switch r.PostForm.Get("token") {
+		case "allowed":
+			answerJSON(`{"active":true,"grp":"admin","username":"alice","exp":`+futureExp()+`}`)(w, r, call)
+		default:
+			answerJSON(`{"active":true,"grp":"user"}`)(w, r, call)
+		}
+	}, func(c *Config) {
+		c.Claims = "Equals(`grp`, `admin`)"
+		c.UsernameClaim = "username"
+		c.ForwardHeaders = map[string]string{"Group": "grp", "X-Missing": "nope"}
+	})
+	if rig.m.fast == nil {
+		t.Fatal("a Bearer header configuration has no fast path")
+	}
+	expectStatus(t, rig.do("allowed"), http.StatusOK)
+	expectStatus(t, rig.do("forbidden"), http.StatusForbidden)
+
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "bearer allowed")
+	req.Header.Set("Group", "root")
+	req.Header.Set("X-Missing", "forged")
+	req.URL.User = url.User("mallory")
+	if !fastHit(rig.m.fast, req) {
+		t.Fatal("a cached allowed token missed the fast path")
+	}
+	expectEqual(t, "Group", req.Header.Get("Group"), "admin")
+	expectEqual(t, "X-Missing", req.Header.Get("X-Missing"), "")
+	expectEqual(t, "Authorization", req.Header.Get("Authorization"), "")
+	if req.URL.User == nil || req.URL.User.Username() != "alice" {
+		t.Errorf("URL user = %v, want alice", req.URL.User)
+	}
+
+	testCases := []struct {
+		desc   string
+		values []string
+	}{
+		{desc: "a cached 403 is left to serve", values: []string{"Bearer forbidden"}},
+		{desc: "an unknown token", values: []string{"Bearer unknown"}},
+		{desc: "two spaces after the scheme", values: []string{"Bearer  allowed"}},
+		{desc: "two headers", values: []string{"Bearer allowed", "Bearer allowed"}},
+		{desc: "another scheme", values: []string{"Basic allowed"}},
+		{desc: "the scheme alone", values: []string{"Bearer "}},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			for _, v := range test.values {
+				req.Header.Add("Authorization", v)
+			}
+			req.Header.Set("Group", "root")
+			if fastHit(rig.m.fast, req) {
+				t.Fatalf("the fast path took the request")
+			}
+			expectEqual(t, "Group (untouched)", req.Header.Get("Group"), "root")
+		})
+	}
+}
+
+func TestNoFastPathWhereItCannotApply(t *testing.T) {
+	testCases := []struct {
+		desc string
+		tune func(*Config)
+	}{
+		{desc: "query source", tune: func(c *Config) { c.TokenSource = TokenSource{Query: "access_token"} }},
+		{desc: "cache off", tune: func(c *Config) { c.Cache.TTLSeconds = 0 }},
+		{desc: "header templates", tune: func(c *Config) {
+			c.ClientConfig.Headers = map[string]string{"X-Path": "{{ .Request.URL.Path }}"}
+		}},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			rig := newCacheRig(t, "nofast-"+test.desc+"@test", answerJSON(`{"active":true}`), test.tune)
+			if rig.m.fast != nil {
+				t.Errorf("a fast path was built")
+			}
+		})
+	}
+}
