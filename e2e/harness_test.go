@@ -1,0 +1,703 @@
+//go:build unix
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokengate/oauthintrospection/e2e/echo"
+)
+
+// Deadlines of the wait-for helpers. Every wait polls until its condition holds or its deadline
+// passes; nothing sleeps and hopes.
+const (
+	idpStartTimeout     = 60 * time.Second
+	traefikStartTimeout = 90 * time.Second
+	reloadTimeout       = 30 * time.Second
+	logTimeout          = 15 * time.Second
+	pollInterval        = 50 * time.Millisecond
+	traefikBuildTimeout = 30 * time.Minute
+	pluginModule        = "github.com/tokengate/oauthintrospection"
+)
+
+// env is the fixture every test runs against, built once by TestMain.
+var env *fixture
+
+type fixture struct {
+	repoRoot string // the plugin repository
+	e2eDir   string // this module
+	workDir  string // temp dir: Traefik's cwd, configs, logs
+
+	idp     *process
+	idpURL  string
+	idp2    *process // second IdP, stopped by TestIdPDown
+	idp2URL string
+	backend *httptest.Server
+	traefik *process
+
+	webURL        string // http://127.0.0.1:<web entrypoint>
+	pingURL       string
+	dynamicPath   string
+	dynamicTmpl   string // testdata/dynamic.yml.tmpl with placeholders filled, markers kept
+	traefikLog    string
+	accessLog     string
+	traefikOutput string // Traefik's stdout+stderr
+
+	dynMu sync.Mutex // serialises writes of the dynamic file
+}
+
+func TestMain(m *testing.M) {
+	code := 1
+	f, err := setup()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e setup failed: %v\n", err)
+		if f != nil {
+			fmt.Fprintln(os.Stderr, f.logTail(80))
+		}
+	} else {
+		env = f
+		code = m.Run()
+	}
+	if f != nil {
+		f.teardown()
+	}
+	os.Exit(code)
+}
+
+// setup starts everything: IdPs, echo backend and Traefik with the plugin. On error it returns
+// what it started so far, for teardown.
+func setup() (*fixture, error) {
+	start := time.Now()
+	e2eDir, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	f := &fixture{e2eDir: e2eDir, repoRoot: filepath.Dir(e2eDir)}
+	if f.workDir, err = os.MkdirTemp("", "oauthintrospection-e2e-"); err != nil {
+		return nil, err
+	}
+
+	traefikBin, err := traefikBinary(f.repoRoot)
+	if err != nil {
+		return f, err
+	}
+	logf("traefik binary: %s", traefikBin)
+
+	idpDir := filepath.Join(e2eDir, "idp")
+	if err := npmCI(idpDir); err != nil {
+		return f, err
+	}
+
+	// Both IdPs start at once; node takes a moment to boot.
+	type started struct {
+		p   *process
+		url string
+		err error
+	}
+	ch1, ch2 := make(chan started, 1), make(chan started, 1)
+	go func() { p, u, err := startIdP(idpDir, f.workDir, "idp"); ch1 <- started{p, u, err} }()
+	go func() { p, u, err := startIdP(idpDir, f.workDir, "idp2"); ch2 <- started{p, u, err} }()
+	s1, s2 := <-ch1, <-ch2
+	f.idp, f.idpURL, f.idp2, f.idp2URL = s1.p, s1.url, s2.p, s2.url
+	if s1.err != nil {
+		return f, s1.err
+	}
+	if s2.err != nil {
+		return f, s2.err
+	}
+	logf("idp: %s, idp2: %s", f.idpURL, f.idp2URL)
+
+	f.backend = httptest.NewServer(echo.Handler())
+	logf("echo backend: %s", f.backend.URL)
+
+	if err := f.layout(); err != nil {
+		return f, err
+	}
+	if err := f.startTraefik(traefikBin); err != nil {
+		return f, err
+	}
+	logf("traefik: %s (setup took %s)", f.webURL, time.Since(start).Round(time.Millisecond))
+	return f, nil
+}
+
+func (f *fixture) teardown() {
+	if f.traefik != nil {
+		f.traefik.stop()
+	}
+	if f.idp != nil {
+		f.idp.stop()
+	}
+	if f.idp2 != nil {
+		f.idp2.stop()
+	}
+	if f.backend != nil {
+		f.backend.Close()
+	}
+	if f.workDir != "" && os.Getenv("E2E_KEEP") == "" {
+		_ = os.RemoveAll(f.workDir)
+	} else if f.workDir != "" {
+		logf("kept work dir %s", f.workDir)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[e2e] "+format+"\n", args...)
+}
+
+// traefikBinary returns $TRAEFIK_BIN, or the binary scripts/build-traefik.sh builds and caches.
+func traefikBinary(repoRoot string) (string, error) {
+	if bin := os.Getenv("TRAEFIK_BIN"); bin != "" {
+		if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("TRAEFIK_BIN=%s is not an executable file", bin)
+		}
+		return bin, nil
+	}
+	script := filepath.Join(repoRoot, "scripts", "build-traefik.sh")
+	logf("running %s (a cold build takes several minutes)", script)
+	cmd := exec.Command("bash", script)
+	cmd.Dir = repoRoot
+	cmd.Stderr = os.Stderr
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := runWithTimeout(cmd, traefikBuildTimeout); err != nil {
+		return "", fmt.Errorf("build-traefik.sh: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	bin := strings.TrimSpace(lines[len(lines)-1])
+	if bin == "" {
+		return "", errors.New("build-traefik.sh printed no path")
+	}
+	return bin, nil
+}
+
+// npmCI installs the IdP's dependencies when node_modules is missing.
+func npmCI(idpDir string) error {
+	if _, err := os.Stat(filepath.Join(idpDir, "node_modules", "oidc-provider")); err == nil {
+		return nil
+	}
+	logf("running npm ci in %s", idpDir)
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = idpDir
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := runWithTimeout(cmd, 10*time.Minute); err != nil {
+		return fmt.Errorf("npm ci: %w", err)
+	}
+	return nil
+}
+
+// runWithTimeout runs cmd in its own process group and kills the group when the timeout passes.
+func runWithTimeout(cmd *exec.Cmd, timeout time.Duration) error {
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return fmt.Errorf("timed out after %s", timeout)
+	}
+}
+
+// process is a child started in its own process group.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited and been reaped
+	once sync.Once
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL if it is still there after 10 s, and
+// waits until the process is reaped.
+func (p *process) stop() {
+	p.once.Do(func() {
+		pid := p.cmd.Process.Pid
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			logf("%s (pid %d) ignored SIGTERM; killing it", p.name, pid)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			<-p.done
+		}
+		// Anything left in the group (there should be nothing) goes too.
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	})
+}
+
+// startIdP starts node server.js on a free port and waits for its IDP_READY line.
+func startIdP(idpDir, workDir, name string) (*process, string, error) {
+	stderr, err := os.Create(filepath.Join(workDir, name+".log"))
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command("node", "server.js")
+	cmd.Dir = idpDir
+	cmd.Env = append(os.Environ(), "IDP_PORT=0")
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = sysProcAttr()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		stderr.Close()
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		stderr.Close()
+		return nil, "", err
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "IDP_READY "); ok {
+				select {
+				case ready <- strings.TrimSpace(u):
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		_ = cmd.Wait()
+		stderr.Close()
+		close(p.done)
+	}()
+	select {
+	case u := <-ready:
+		return p, u, nil
+	case <-p.done:
+		return p, "", fmt.Errorf("%s exited before IDP_READY; see %s", name, stderr.Name())
+	case <-time.After(idpStartTimeout):
+		return p, "", fmt.Errorf("%s: no IDP_READY within %s", name, idpStartTimeout)
+	}
+}
+
+// layout writes the plugins-local copy of the plugin and the static and dynamic configuration.
+func (f *fixture) layout() error {
+	pluginDir := filepath.Join(f.workDir, "plugins-local", "src", filepath.FromSlash(pluginModule))
+	if err := copyPlugin(f.repoRoot, pluginDir); err != nil {
+		return err
+	}
+	webPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	pingPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	f.webURL = fmt.Sprintf("http://127.0.0.1:%d", webPort)
+	f.pingURL = fmt.Sprintf("http://127.0.0.1:%d/ping", pingPort)
+	f.traefikLog = filepath.Join(f.workDir, "traefik.log")
+	f.accessLog = filepath.Join(f.workDir, "access.log")
+	f.traefikOutput = filepath.Join(f.workDir, "traefik.out")
+	// The watched file lives alone in its directory, so only its own changes trigger reloads.
+	if err := os.MkdirAll(filepath.Join(f.workDir, "dynamic"), 0o755); err != nil {
+		return err
+	}
+	f.dynamicPath = filepath.Join(f.workDir, "dynamic", "dynamic.yml")
+
+	static := fmt.Sprintf(`# Static configuration written by the e2e harness.
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:%d"
+  ping:
+    address: "127.0.0.1:%d"
+ping:
+  entryPoint: ping
+log:
+  level: DEBUG
+  noColor: true
+  filePath: %q
+accessLog:
+  format: json
+  filePath: %q
+experimental:
+  localPlugins:
+    oAuthIntrospection:
+      moduleName: %s
+providers:
+  providersThrottleDuration: 500ms
+  file:
+    filename: %q
+    watch: true
+`, webPort, pingPort, f.traefikLog, f.accessLog, pluginModule, f.dynamicPath)
+	if err := os.WriteFile(filepath.Join(f.workDir, "traefik.yml"), []byte(static), 0o644); err != nil {
+		return err
+	}
+
+	tmpl, err := os.ReadFile(filepath.Join(f.e2eDir, "testdata", "dynamic.yml.tmpl"))
+	if err != nil {
+		return err
+	}
+	f.dynamicTmpl = strings.NewReplacer(
+		"__IDP_URL__", f.idpURL,
+		"__IDP2_URL__", f.idp2URL,
+		"__RS_BASIC__", base64.StdEncoding.EncodeToString([]byte("rs-basic:rs-basic-secret")),
+		"__BACKEND_URL__", f.backend.URL,
+	).Replace(string(tmpl))
+	return f.writeDynamic("", "")
+}
+
+// writeDynamic writes the dynamic configuration with extra routers and middlewares (YAML indented
+// for their sections) in place of the markers. It writes a temp file next to the watched
+// directory and renames it in place, so Traefik never reads a half-written file.
+func (f *fixture) writeDynamic(extraRouters, extraMiddlewares string) error {
+	f.dynMu.Lock()
+	defer f.dynMu.Unlock()
+	content := strings.Replace(f.dynamicTmpl, "    # __EXTRA_ROUTERS__\n", extraRouters, 1)
+	content = strings.Replace(content, "    # __EXTRA_MIDDLEWARES__\n", extraMiddlewares, 1)
+	tmp, err := os.CreateTemp(f.workDir, "dynamic-*.yml")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), f.dynamicPath)
+}
+
+// copyPlugin copies the plugin's root-level non-test .go files, go.mod and .traefik.yml.
+func copyPlugin(repoRoot, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(repoRoot)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		isSource := strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")
+		if !isSource && name != "go.mod" && name != ".traefik.yml" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+			return err
+		}
+		n++
+	}
+	if n < 3 {
+		return fmt.Errorf("copied only %d plugin files from %s", n, repoRoot)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startTraefik starts Traefik in the work dir and waits until the dynamic configuration is live.
+func (f *fixture) startTraefik(bin string) error {
+	out, err := os.Create(f.traefikOutput)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "--configFile="+filepath.Join(f.workDir, "traefik.yml"))
+	cmd.Dir = f.workDir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return err
+	}
+	p := &process{name: "traefik", cmd: cmd, done: make(chan struct{})}
+	f.traefik = p
+	go func() {
+		_ = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+
+	// Ready when ping answers, the control route answers 200 and the plugin route challenges.
+	deadline := time.Now().Add(traefikStartTimeout)
+	checks := []struct {
+		url  string
+		want int
+	}{
+		{f.pingURL, http.StatusOK},
+		{f.webURL + "/open/", http.StatusOK},
+		{f.webURL + "/hub/", http.StatusUnauthorized},
+	}
+	for _, c := range checks {
+		for {
+			if p.exited() {
+				return fmt.Errorf("traefik exited during startup; see %s", f.traefikOutput)
+			}
+			if status(c.url) == c.want {
+				break
+			}
+			if line, bad := fileLine(f.traefikLog, "Error while building configuration"); bad {
+				return fmt.Errorf("traefik rejected the dynamic configuration: %s", line)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("traefik not ready within %s: %s did not answer %d", traefikStartTimeout, c.url, c.want)
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+	return nil
+}
+
+// status returns the status of a GET, or 0 on a transport error.
+func status(u string) int {
+	resp, err := quickClient.Get(u)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+var (
+	quickClient = &http.Client{Timeout: 2 * time.Second}
+	client      = &http.Client{Timeout: 20 * time.Second}
+)
+
+// eventually polls cond until it returns true or timeout passes; it fails the test with msg then.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: "+msg, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// logTail returns the last lines of Traefik's log and output, for failure reports.
+func (f *fixture) logTail(lines int) string {
+	var b strings.Builder
+	for _, path := range []string{f.traefikLog, f.traefikOutput} {
+		if path == "" {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(all) > lines {
+			all = all[len(all)-lines:]
+		}
+		fmt.Fprintf(&b, "---- last %d lines of %s ----\n%s\n", len(all), path, strings.Join(all, "\n"))
+	}
+	return b.String()
+}
+
+// setupTest reports Traefik's log tail if the test fails, and fails at once if Traefik is gone.
+func setupTest(t *testing.T) {
+	t.Helper()
+	if env.traefik.exited() {
+		t.Fatalf("traefik is not running\n%s", env.logTail(80))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log("\n" + env.logTail(60))
+		}
+	})
+}
+
+// token gets a client_credentials access token from the IdP at idpURL.
+func token(t *testing.T, idpURL, clientID, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	req, err := http.NewRequest(http.MethodPost, idpURL+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(clientID, secret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("token request: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token request: %d %s", resp.StatusCode, body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		t.Fatalf("token response %s: %v", body, err)
+	}
+	issuedMu.Lock()
+	issued = append(issued, tr.AccessToken)
+	issuedMu.Unlock()
+	return tr.AccessToken
+}
+
+// issued holds every token the suite got, for TestTokensNotLogged.
+var (
+	issuedMu sync.Mutex
+	issued   []string
+)
+
+func adminToken(t *testing.T) string {
+	return token(t, env.idpURL, "app-admin", "app-admin-secret", "api:read")
+}
+
+func userToken(t *testing.T) string {
+	return token(t, env.idpURL, "app-user", "app-user-secret", "api:read")
+}
+
+// revoke revokes token at the IdP (RFC 7009) as the client that owns it.
+func revoke(t *testing.T, idpURL, clientID, secret, tok string) {
+	t.Helper()
+	form := url.Values{"token": {tok}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequest(http.MethodPost, idpURL+"/token/revocation", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(clientID, secret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("revocation request: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revocation: %d %s", resp.StatusCode, body)
+	}
+}
+
+// response is what a call through Traefik returned.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// echoed decodes the echo backend's answer; the test fails if the body is not one.
+func (r response) echoed(t *testing.T) echo.Request {
+	t.Helper()
+	var e echo.Request
+	if err := json.Unmarshal(r.body, &e); err != nil || e.Headers == nil {
+		t.Fatalf("not an echo answer (status %d): %s", r.status, r.body)
+	}
+	return e
+}
+
+// call sends a GET through Traefik's web entrypoint. mod may adjust the request.
+func call(t *testing.T, pathAndQuery string, mod func(*http.Request)) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, env.webURL+pathAndQuery, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mod != nil {
+		mod(req)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", pathAndQuery, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", pathAndQuery, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// bearer returns a request modifier that sends tok in the Authorization header.
+func bearer(tok string) func(*http.Request) {
+	return func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+tok) }
+}
+
+// statusOf returns only the status of a GET through Traefik, 0 on a transport error; for polls.
+func statusOf(pathAndQuery string, mod func(*http.Request)) int {
+	req, err := http.NewRequest(http.MethodGet, env.webURL+pathAndQuery, nil)
+	if err != nil {
+		return 0
+	}
+	if mod != nil {
+		mod(req)
+	}
+	resp, err := quickClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// fileLine returns the first line of the file at path that contains every one of subs.
+func fileLine(path string, subs ...string) (string, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		ok := true
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				ok = false
+				break
+			}
+		}
+		if ok && line != "" {
+			return line, true
+		}
+	}
+	return "", false
+}
