@@ -69,6 +69,22 @@ type ClientConfig struct {
 	// MaxRetries is how many times a failed call (transport error, 5xx or 429) is retried within
 	// TimeoutSeconds. CreateConfig sets 3; zero disables retries.
 	MaxRetries int
+	// ClientID identifies this gateway to the endpoint (RFC 7662 section 2.1). If empty, and
+	// AuthMethod is empty, credentials come only from Headers.
+	ClientID string
+	// ClientSecret is the secret of ClientID. Prefer ClientSecretFile: Traefik logs options at DEBUG.
+	ClientSecret string
+	// ClientSecretFile is a file holding the secret; it is re-read when it changes.
+	ClientSecretFile string
+	// AuthMethod is client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth or none.
+	// If empty, client_secret_basic is used when ClientID is set.
+	AuthMethod string
+	// PrivateKey is the PEM key that signs private_key_jwt assertions.
+	PrivateKey string
+	// PrivateKeyFile is a PEM file holding that key.
+	PrivateKeyFile string
+	// SigningAlgorithm is RS256 or ES256. If empty, it follows the key: RS256 for RSA, ES256 for EC.
+	SigningAlgorithm string
 }
 
 // TLSConfig configures TLS to the introspection endpoint. CA, Cert and Key hold PEM content or the
@@ -126,6 +142,7 @@ type settings struct {
 	hint         string
 	headers      []headerTemplate
 	tlsConfig    *tls.Config
+	auth         *clientAuth // nil when credentials come only from headers
 	timeout      int // seconds
 	maxRetries   int
 	forwardAuth  bool
@@ -240,7 +257,10 @@ func compileClient(cc ClientConfig, s *settings) error {
 	if s.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
 		return err
 	}
-	s.tlsConfig, err = compileTLS(cc.TLS)
+	if s.tlsConfig, err = compileTLS(cc.TLS); err != nil {
+		return err
+	}
+	s.auth, err = compileClientAuth(cc)
 	return err
 }
 

@@ -31,6 +31,7 @@ type idpClient struct {
 	hintField  string // "&token_type_hint=..." or ""
 	headers    []headerTemplate
 	templated  []headerTemplate // the headers whose value depends on the request
+	auth       *clientAuth      // nil when credentials come only from headers
 	client     *http.Client
 	timeout    time.Duration // bounds a whole introspection, retries included
 	maxRetries int
@@ -61,6 +62,7 @@ func newIDPClient(s *settings) *idpClient {
 	c := &idpClient{
 		endpoint:   s.endpoint,
 		headers:    s.headers,
+		auth:       s.auth,
 		timeout:    timeout,
 		maxRetries: s.maxRetries,
 		client: &http.Client{
@@ -128,12 +130,25 @@ func backoff(try int) time.Duration {
 
 // attempt makes one HTTP exchange.
 func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header) attemptResult {
+	authorization := ""
+	if c.auth != nil {
+		fields, header, err := c.auth.credentials(time.Now())
+		if err != nil {
+			return attemptResult{err: "client authentication: " + err.Error()}
+		}
+		form += fields
+		authorization = header
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
 	if err != nil {
 		return attemptResult{err: "building request: " + err.Error()}
 	}
 	for k, v := range extra {
 		req.Header[k] = v
+	}
+	// Configured client authentication wins over an Authorization in clientConfig.headers.
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	// Our Content-Type and Accept win over configured headers: the body is ours.
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -145,16 +160,38 @@ func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096)) // lets the connection be reused
 		transient := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
 		return attemptResult{
-			err:   "endpoint answered " + strconv.Itoa(resp.StatusCode),
+			err:   "endpoint answered " + strconv.Itoa(resp.StatusCode) + oauthErrorCode(resp),
 			retry: transient,
 			after: retryAfter(resp.Header.Get("Retry-After")),
 		}
 	}
 	claims, reason := decodeAnswer(resp)
 	return attemptResult{claims: claims, err: reason}
+}
+
+// oauthErrorCode returns " (code)" for the RFC 6749 section 5.2 error code of an error answer, such
+// as invalid_client when the IdP refuses our credentials, so the log names the cause. Only a short
+// code made of safe characters is kept; the body is otherwise discarded, never sent to a client.
+// Reading it (up to 4 KiB) also lets the connection be reused.
+func oauthErrorCode(resp *http.Response) string {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var answer map[string]any
+	if json.Unmarshal(body, &answer) != nil {
+		return ""
+	}
+	code, _ := answer["error"].(string)
+	if code == "" || len(code) > 64 {
+		return ""
+	}
+	for i := 0; i < len(code); i++ {
+		c := code[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return " (" + code + ")"
 }
 
 // describeTransportError names the failure without echoing the request (which holds the token in

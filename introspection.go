@@ -127,6 +127,11 @@ func (m *middleware) dropClientIdentity(req *http.Request) {
 // introspect calls the IdP and turns its answer into a verdict.
 func (m *middleware) introspect(ctx context.Context, rendered http.Header, token string) *verdict {
 	claims, outcome, reason := m.idp.introspect(ctx, rendered, token)
+	if m.idp.auth != nil {
+		if e := m.idp.auth.secret.takeError(); e != "" {
+			m.logf("error", "clientConfig.clientSecretFile: re-reading failed, the last secret stays in use: "+e)
+		}
+	}
 	if outcome != idpAnswered {
 		m.logf("error", "introspection failed: "+reason)
 		return reject(http.StatusServiceUnavailable, nil, "introspection failed")

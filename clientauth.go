@@ -1,0 +1,346 @@
+package oauthintrospection
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+)
+
+// Client authentication methods for the introspection endpoint (RFC 7662 section 2.1 requires one;
+// the names are those of the OAuth registry, RFC 7591 section 2).
+const (
+	authSecretBasic   = "client_secret_basic"
+	authSecretPost    = "client_secret_post"
+	authPrivateKeyJWT = "private_key_jwt"
+	authTLSClient     = "tls_client_auth"
+	authNone          = "none"
+)
+
+const (
+	// assertionLifetime is how long a private_key_jwt assertion is valid: one call, with margin
+	// for clock skew.
+	assertionLifetime = 60 * time.Second
+	// secretRecheck is how often, at most, clientSecretFile is checked for a change.
+	secretRecheck = 5 * time.Second
+	// jwtBearer is the client_assertion_type of RFC 7523 section 2.2.
+	jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+)
+
+// clientAuth produces the credentials of one introspection call.
+type clientAuth struct {
+	method   string
+	clientID string
+	secret   *secretSource // client_secret_basic and client_secret_post
+	signer   crypto.Signer // private_key_jwt
+	alg      string        // RS256 or ES256
+	audience string        // the endpoint URL, the aud of assertions
+}
+
+// compileClientAuth validates the client authentication options. It returns nil when the
+// configuration has no clientId and no authMethod: credentials then come only from
+// clientConfig.headers, as in Traefik Hub.
+func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
+	method := cc.AuthMethod
+	if method == "" {
+		if cc.ClientID == "" {
+			if cc.ClientSecret != "" || cc.ClientSecretFile != "" || cc.PrivateKey != "" || cc.PrivateKeyFile != "" {
+				return nil, errors.New("clientConfig.clientId: required when a client secret or key is set")
+			}
+			return nil, nil
+		}
+		method = authSecretBasic
+	}
+	a := &clientAuth{method: method, clientID: cc.ClientID, audience: cc.URL}
+	switch method {
+	case authSecretBasic, authSecretPost:
+		return a, a.compileSecret(cc)
+	case authPrivateKeyJWT:
+		return a, a.compileKey(cc)
+	case authTLSClient:
+		if cc.TLS.Cert == "" || cc.TLS.Key == "" {
+			return nil, errors.New("clientConfig.tls.cert: required, with tls.key, by authMethod tls_client_auth")
+		}
+		return a, a.requireClientID()
+	case authNone:
+		return a, nil
+	}
+	return nil, fmt.Errorf("clientConfig.authMethod: unknown %q; known: %s, %s, %s, %s, %s",
+		method, authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authNone)
+}
+
+func (a *clientAuth) requireClientID() error {
+	if a.clientID == "" {
+		return fmt.Errorf("clientConfig.clientId: required by authMethod %s", a.method)
+	}
+	return nil
+}
+
+func (a *clientAuth) compileSecret(cc ClientConfig) error {
+	if err := a.requireClientID(); err != nil {
+		return err
+	}
+	switch {
+	case cc.ClientSecret != "" && cc.ClientSecretFile != "":
+		return errors.New("clientConfig.clientSecret: set clientSecret or clientSecretFile, not both")
+	case cc.ClientSecret != "":
+		a.secret = &secretSource{value: cc.ClientSecret}
+		return nil
+	case cc.ClientSecretFile != "":
+		s, err := newSecretFile(cc.ClientSecretFile)
+		if err != nil {
+			return fmt.Errorf("clientConfig.clientSecretFile: %w", err)
+		}
+		a.secret = s
+		return nil
+	}
+	return fmt.Errorf("clientConfig.clientSecret: required by authMethod %s (or set clientSecretFile)", a.method)
+}
+
+func (a *clientAuth) compileKey(cc ClientConfig) error {
+	if err := a.requireClientID(); err != nil {
+		return err
+	}
+	field, pemText := "clientConfig.privateKey", cc.PrivateKey
+	switch {
+	case cc.PrivateKey != "" && cc.PrivateKeyFile != "":
+		return errors.New("clientConfig.privateKey: set privateKey or privateKeyFile, not both")
+	case cc.PrivateKeyFile != "":
+		field = "clientConfig.privateKeyFile"
+		b, err := os.ReadFile(cc.PrivateKeyFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", field, err)
+		}
+		pemText = string(b)
+	case cc.PrivateKey == "":
+		return errors.New("clientConfig.privateKey: required by authMethod private_key_jwt (or set privateKeyFile)")
+	}
+	signer, err := parsePrivateKey(pemText)
+	if err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	alg, err := algorithmFor(signer, cc.SigningAlgorithm)
+	if err != nil {
+		return fmt.Errorf("clientConfig.signingAlgorithm: %w", err)
+	}
+	a.signer = signer
+	a.alg = alg
+	return nil
+}
+
+// parsePrivateKey reads an RSA or EC private key from PEM (PKCS #8, PKCS #1 or SEC 1).
+func parsePrivateKey(pemText string) (crypto.Signer, error) {
+	block, _ := pem.Decode([]byte(pemText))
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parsing the key: %w", err)
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits; at least 2048 are required", k.N.BitLen())
+		}
+		return k, nil
+	case *ecdsa.PrivateKey:
+		return k, nil
+	}
+	return nil, fmt.Errorf("unsupported key type %T", key)
+}
+
+// algorithmFor checks alg against the key, or derives it from the key when alg is empty.
+func algorithmFor(key crypto.Signer, alg string) (string, error) {
+	_, isRSA := key.(*rsa.PrivateKey)
+	ecKey, isEC := key.(*ecdsa.PrivateKey)
+	if alg == "" {
+		alg = "RS256"
+		if isEC {
+			alg = "ES256"
+		}
+	}
+	switch {
+	case alg == "RS256" && isRSA:
+		return alg, nil
+	case alg == "ES256" && isEC && ecKey.Curve == elliptic.P256():
+		return alg, nil
+	case alg != "RS256" && alg != "ES256":
+		return "", fmt.Errorf("unsupported %q; use RS256 or ES256", alg)
+	}
+	return "", fmt.Errorf("%s does not match the key (RS256 needs an RSA key, ES256 an EC P-256 key)", alg)
+}
+
+// credentials returns what one call adds to the form body (starting with "&") and the value of its
+// Authorization header, if any. An assertion is made for each call: its jti must be unique.
+func (a *clientAuth) credentials(now time.Time) (form, authorization string, err error) {
+	switch a.method {
+	case authSecretBasic:
+		// RFC 6749 section 2.3.1: id and secret are form-encoded before they are joined, so that a
+		// ":" or "%" in either survives.
+		pair := url.QueryEscape(a.clientID) + ":" + url.QueryEscape(a.secret.get(now))
+		return "", "Basic " + base64.StdEncoding.EncodeToString([]byte(pair)), nil
+	case authSecretPost:
+		return "&client_id=" + url.QueryEscape(a.clientID) + "&client_secret=" + url.QueryEscape(a.secret.get(now)), "", nil
+	case authPrivateKeyJWT:
+		assertion, err := a.assertion(now)
+		if err != nil {
+			return "", "", err
+		}
+		return "&client_id=" + url.QueryEscape(a.clientID) + "&client_assertion_type=" + url.QueryEscape(jwtBearer) +
+			"&client_assertion=" + assertion, "", nil
+	}
+	// tls_client_auth (RFC 8705 section 2) and none identify the client by client_id alone.
+	if a.clientID == "" {
+		return "", "", nil
+	}
+	return "&client_id=" + url.QueryEscape(a.clientID), "", nil
+}
+
+// assertion signs a client assertion (RFC 7523 section 3): iss and sub are the client, aud the
+// endpoint, with a short lifetime and a unique jti.
+func (a *clientAuth) assertion(now time.Time) (string, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("making a jti: %w", err)
+	}
+	header, err := json.Marshal(map[string]any{"alg": a.alg, "typ": "JWT"})
+	if err != nil {
+		return "", err
+	}
+	claims, err := json.Marshal(map[string]any{
+		"iss": a.clientID, "sub": a.clientID, "aud": a.audience, "jti": hex.EncodeToString(nonce),
+		"iat": now.Unix(), "exp": now.Add(assertionLifetime).Unix(),
+	})
+	if err != nil {
+		return "", err
+	}
+	signingInput := b64(header) + "." + b64(claims)
+	sig, err := a.sign([]byte(signingInput))
+	if err != nil {
+		return "", fmt.Errorf("signing the client assertion: %w", err)
+	}
+	return signingInput + "." + b64(sig), nil
+}
+
+// sign makes a JWS signature (RFC 7518 section 3): PKCS #1 v1.5 for RS256; for ES256 the raw r||s
+// pair of 32 bytes each, not the ASN.1 form crypto/ecdsa returns by default.
+func (a *clientAuth) sign(input []byte) ([]byte, error) {
+	digest := sha256.Sum256(input)
+	if a.alg == "RS256" {
+		return rsa.SignPKCS1v15(rand.Reader, a.signer.(*rsa.PrivateKey), crypto.SHA256, digest[:])
+	}
+	r, s, err := ecdsa.Sign(rand.Reader, a.signer.(*ecdsa.PrivateKey), digest[:])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 64)
+	r.FillBytes(out[:32])
+	s.FillBytes(out[32:])
+	return out, nil
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// secretSource holds a client secret, inline or read from a file. A file is re-read when its size
+// or modification time changes, checked at most every secretRecheck from the request path: New
+// starts no goroutine. A file that cannot be read later keeps the last good secret.
+type secretSource struct {
+	path string
+	mu   sync.Mutex
+	// Guarded by mu.
+	value     string
+	checkedAt time.Time
+	modTime   time.Time
+	size      int64
+	lastError string
+}
+
+func newSecretFile(path string) (*secretSource, error) {
+	s := &secretSource{path: path}
+	if err := s.reload(time.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// get returns the current secret.
+func (s *secretSource) get(now time.Time) string {
+	if s.path == "" {
+		return s.value
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.checkedAt) >= secretRecheck {
+		if err := s.reloadLocked(now); err != nil {
+			s.lastError = err.Error()
+		}
+	}
+	return s.value
+}
+
+func (s *secretSource) reload(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloadLocked(now)
+}
+
+func (s *secretSource) reloadLocked(now time.Time) error {
+	s.checkedAt = now
+	info, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
+	if s.value != "" && info.ModTime().Equal(s.modTime) && info.Size() == s.size {
+		return nil
+	}
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		return err
+	}
+	secret := string(bytes.TrimRight(b, "\r\n"))
+	if secret == "" {
+		return errors.New("the file is empty")
+	}
+	s.value = secret
+	s.modTime = info.ModTime()
+	s.size = info.Size()
+	return nil
+}
+
+// takeError returns, once, the last error met while re-reading the secret file.
+func (s *secretSource) takeError() string {
+	if s == nil || s.path == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.lastError
+	s.lastError = ""
+	return e
+}

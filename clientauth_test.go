@@ -1,0 +1,400 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// authIDP records the credentials of each introspection call and answers active.
+type authIDP struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	forms []url.Values
+	auths []string
+}
+
+func newAuthIDP(t *testing.T, tlsConfig *tls.Config) *authIDP {
+	a := &authIDP{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Errorf("IdP: form: %v", err)
+		}
+		a.mu.Lock()
+		a.forms = append(a.forms, r.PostForm)
+		a.auths = append(a.auths, r.Header.Get("Authorization"))
+		a.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"active":true}`))
+	})
+	if tlsConfig == nil {
+		a.srv = httptest.NewServer(h)
+	} else {
+		a.srv = httptest.NewUnstartedServer(h)
+		a.srv.TLS = tlsConfig
+		a.srv.StartTLS()
+	}
+	t.Cleanup(func() { a.srv.Close() })
+	return a
+}
+
+func (a *authIDP) last(t *testing.T) (url.Values, string) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.forms) == 0 {
+		t.Fatalf("the IdP was not called")
+	}
+	return a.forms[len(a.forms)-1], a.auths[len(a.auths)-1]
+}
+
+func rsaKeyPEM(t *testing.T) (string, *rsa.PrivateKey) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemOf("PRIVATE KEY", der), key
+}
+
+func ecKeyPEM(t *testing.T) (string, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemOf("EC PRIVATE KEY", der), key
+}
+
+// introspectOnce builds a middleware from cfg and sends one request with a token of its own.
+func introspectOnce(t *testing.T, cfg *Config, token string) int {
+	t.Helper()
+	cfg.Cache.TTLSeconds = 0
+	rec, _ := serve(t, cfg, token)
+	return rec.Code
+}
+
+func TestClientSecretBasic(t *testing.T) {
+	idp := newAuthIDP(t, nil)
+	cfg := bearerConfig(idp.srv.URL)
+	cfg.ClientConfig.ClientID = "gate way"
+	cfg.ClientConfig.ClientSecret = "p:a%ss+w/rd"
+	cfg.ClientConfig.Headers = map[string]string{"Authorization": "Basic c3RhdGljOnN0YXRpYw=="}
+	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
+		t.Fatalf("status = %d", code)
+	}
+	form, auth := idp.last(t)
+	// RFC 6749 section 2.3.1: both parts form-encoded, then joined and base64-encoded. The
+	// configured method wins over a static Authorization header.
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("gate+way:p%3Aa%25ss%2Bw%2Frd"))
+	expectEqual(t, "Authorization", auth, want)
+	expectEqual(t, "token", form.Get("token"), "t")
+	if form.Has("client_secret") || form.Has("client_assertion") {
+		t.Errorf("credentials leaked into the form: %v", form)
+	}
+}
+
+func TestClientSecretPost(t *testing.T) {
+	idp := newAuthIDP(t, nil)
+	cfg := bearerConfig(idp.srv.URL)
+	cfg.ClientConfig.ClientID = "gateway"
+	cfg.ClientConfig.ClientSecret = "s3cr&t=1"
+	cfg.ClientConfig.AuthMethod = "client_secret_post"
+	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
+		t.Fatalf("status = %d", code)
+	}
+	form, auth := idp.last(t)
+	expectEqual(t, "client_id", form.Get("client_id"), "gateway")
+	expectEqual(t, "client_secret", form.Get("client_secret"), "s3cr&t=1")
+	expectEqual(t, "Authorization", auth, "")
+}
+
+// TestPrivateKeyJWT checks the client assertion of RFC 7523 and verifies its signature with the
+// public key, for RS256 and ES256.
+func TestPrivateKeyJWT(t *testing.T) {
+	rsaPEM, rsaKey := rsaKeyPEM(t)
+	ecPEM, ecKey := ecKeyPEM(t)
+	testCases := []struct {
+		desc   string
+		pem    string
+		alg    string
+		verify func(digest, sig []byte) bool
+	}{
+		{desc: "RS256", pem: rsaPEM, alg: "RS256", verify: func(digest, sig []byte) bool {
+			return rsa.VerifyPKCS1v15(&rsaKey.PublicKey, crypto.SHA256, digest, sig) == nil
+		}},
+		{desc: "ES256", pem: ecPEM, alg: "ES256", verify: func(digest, sig []byte) bool {
+			if len(sig) != 64 {
+				return false
+			}
+			r := new(big.Int).SetBytes(sig[:32])
+			s := new(big.Int).SetBytes(sig[32:])
+			return ecdsa.Verify(&ecKey.PublicKey, digest, r, s)
+		}},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			idp := newAuthIDP(t, nil)
+			cfg := bearerConfig(idp.srv.URL + "/introspect")
+			cfg.ClientConfig.ClientID = "rs-jwt"
+			cfg.ClientConfig.AuthMethod = "private_key_jwt"
+			keyFile := filepath.Join(t.TempDir(), "key.pem")
+			if err := os.WriteFile(keyFile, []byte(test.pem), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg.ClientConfig.PrivateKeyFile = keyFile
+			jtis := map[string]bool{}
+			for i := 0; i < 2; i++ {
+				if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
+					t.Fatalf("status = %d", code)
+				}
+				form, auth := idp.last(t)
+				expectEqual(t, "Authorization", auth, "")
+				expectEqual(t, "client_assertion_type", form.Get("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+				claims := checkAssertion(t, form.Get("client_assertion"), test.alg, test.verify)
+				expectEqual(t, "iss", claims["iss"].(string), "rs-jwt")
+				expectEqual(t, "sub", claims["sub"].(string), "rs-jwt")
+				expectEqual(t, "aud", claims["aud"].(string), idp.srv.URL+"/introspect")
+				exp := int64(claims["exp"].(float64))
+				if now := time.Now().Unix(); exp <= now || exp > now+120 {
+					t.Errorf("exp is %d s from now, want a short lifetime", exp-now)
+				}
+				jti, _ := claims["jti"].(string)
+				if jti == "" || jtis[jti] {
+					t.Errorf("jti %q is empty or reused", jti)
+				}
+				jtis[jti] = true
+			}
+		})
+	}
+}
+
+// checkAssertion verifies a compact JWS and returns its claims.
+func checkAssertion(t *testing.T, jws, alg string, verify func(digest, sig []byte) bool) map[string]any {
+	t.Helper()
+	parts := strings.Split(jws, ".")
+	if len(parts) != 3 {
+		t.Fatalf("assertion has %d parts", len(parts))
+	}
+	var header, claims map[string]any
+	for i, into := range []*map[string]any{&header, &claims} {
+		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if err := json.Unmarshal(raw, into); err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+	}
+	expectEqual(t, "alg", header["alg"].(string), alg)
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if !verify(digest[:], sig) {
+		t.Errorf("the signature does not verify with the public key")
+	}
+	return claims
+}
+
+func TestTLSClientAuthAndNone(t *testing.T) {
+	certPEM, keyPEM, cert := selfSigned(t, "gateway")
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	idp := newAuthIDP(t, &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	cfg := bearerConfig(idp.srv.URL)
+	cfg.ClientConfig.ClientID = "gateway"
+	cfg.ClientConfig.AuthMethod = "tls_client_auth"
+	cfg.ClientConfig.TLS = TLSConfig{InsecureSkipVerify: true, Cert: certPEM, Key: keyPEM}
+	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
+		t.Fatalf("tls_client_auth: status = %d", code)
+	}
+	form, auth := idp.last(t)
+	expectEqual(t, "client_id", form.Get("client_id"), "gateway")
+	expectEqual(t, "Authorization", auth, "")
+
+	plain := newAuthIDP(t, nil)
+	cfg = bearerConfig(plain.srv.URL)
+	cfg.ClientConfig.AuthMethod = "none"
+	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
+		t.Fatalf("none: status = %d", code)
+	}
+	form, auth = plain.last(t)
+	expectEqual(t, "Authorization", auth, "")
+	if len(form) != 1 {
+		t.Errorf("none sends only the token, got %v", form)
+	}
+}
+
+// TestClientSecretFileIsReread rewrites the secret file and checks that the next call uses it.
+func TestClientSecretFileIsReread(t *testing.T) {
+	idp := newAuthIDP(t, nil)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte("first-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := bearerConfig(idp.srv.URL)
+	cfg.ClientConfig.ClientID = "gw"
+	cfg.ClientConfig.ClientSecretFile = file
+	cfg.ClientConfig.AuthMethod = "client_secret_post"
+	cfg.Cache.TTLSeconds = 0
+	up := &upstream{}
+	h, err := New(context.Background(), up, cfg, "secretfile@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func() {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer t")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	do()
+	form, _ := idp.last(t)
+	expectEqual(t, "first secret", form.Get("client_secret"), "first-secret")
+	if err := os.WriteFile(file, []byte("second-secret-longer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The file is checked at most every 5 s; move the last check back instead of waiting.
+	s := h.(*middleware).idp.auth.secret
+	s.mu.Lock()
+	s.checkedAt = time.Time{}
+	s.mu.Unlock()
+	do()
+	form, _ = idp.last(t)
+	expectEqual(t, "re-read secret", form.Get("client_secret"), "second-secret-longer")
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.checkedAt = time.Time{}
+	s.mu.Unlock()
+	do()
+	form, _ = idp.last(t)
+	expectEqual(t, "secret after the file vanished", form.Get("client_secret"), "second-secret-longer")
+}
+
+func TestClientAuthConfigErrors(t *testing.T) {
+	rsaPEM, _ := rsaKeyPEM(t)
+	ecPEM, _ := ecKeyPEM(t)
+	dir := t.TempDir()
+	testCases := []struct {
+		desc string
+		cc   ClientConfig
+		want string
+	}{
+		{desc: "basic without a secret", cc: ClientConfig{ClientID: "a"}, want: "clientConfig.clientSecret: required by authMethod client_secret_basic"},
+		{desc: "post without a secret", cc: ClientConfig{ClientID: "a", AuthMethod: "client_secret_post"}, want: "clientConfig.clientSecret: required"},
+		{desc: "secret without a client id", cc: ClientConfig{ClientSecret: "s"}, want: "clientConfig.clientId: required"},
+		{desc: "method without a client id", cc: ClientConfig{AuthMethod: "client_secret_post", ClientSecret: "s"}, want: "clientConfig.clientId: required by authMethod client_secret_post"},
+		{desc: "unknown method", cc: ClientConfig{ClientID: "a", AuthMethod: "client_secret_jwt"}, want: `clientConfig.authMethod: unknown "client_secret_jwt"`},
+		{desc: "secret and file", cc: ClientConfig{ClientID: "a", ClientSecret: "s", ClientSecretFile: "/x"}, want: "not both"},
+		{desc: "unreadable secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: filepath.Join(dir, "missing")}, want: "clientConfig.clientSecretFile"},
+		{desc: "empty secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: writeTemp(t, dir, "empty", "\n")}, want: "clientConfig.clientSecretFile: the file is empty"},
+		{desc: "jwt without a key", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt"}, want: "clientConfig.privateKey: required"},
+		{desc: "unparseable key", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: "not a key"}, want: "clientConfig.privateKey: no PEM block found"},
+		{desc: "garbage in a PEM block", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: pemOf("PRIVATE KEY", []byte("nope"))}, want: "clientConfig.privateKey: parsing the key"},
+		{desc: "unreadable key file", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKeyFile: filepath.Join(dir, "nokey")}, want: "clientConfig.privateKeyFile"},
+		{desc: "RSA key with ES256", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: rsaPEM, SigningAlgorithm: "ES256"}, want: "clientConfig.signingAlgorithm: ES256 does not match the key"},
+		{desc: "EC key with RS256", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: ecPEM, SigningAlgorithm: "RS256"}, want: "clientConfig.signingAlgorithm: RS256 does not match the key"},
+		{desc: "unsupported algorithm", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: ecPEM, SigningAlgorithm: "HS256"}, want: `clientConfig.signingAlgorithm: unsupported "HS256"`},
+		{desc: "mTLS without a certificate", cc: ClientConfig{ClientID: "a", AuthMethod: "tls_client_auth"}, want: "clientConfig.tls.cert: required"},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			cfg := bearerConfig("http://127.0.0.1:1/introspect")
+			cc := test.cc
+			cc.URL = cfg.ClientConfig.URL
+			cc.TimeoutSeconds = 1
+			cfg.ClientConfig = cc
+			_, err := New(context.Background(), &upstream{}, cfg, "authcfg@test")
+			if err == nil {
+				t.Fatalf("New accepted the configuration")
+			}
+			if !strings.Contains(err.Error(), test.want) {
+				t.Errorf("error %q does not contain %q", err.Error(), test.want)
+			}
+		})
+	}
+}
+
+func writeTemp(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSecretsNeverLogged drives a refused client secret and checks that the log names the cause
+// (invalid_client) without the secret.
+func TestSecretsNeverLogged(t *testing.T) {
+	const secret = "S3CRET-marker-value"
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid_client","error_description":"client authentication failed for ` + secret + `"}`))
+	}))
+	defer idp.Close()
+	cfg := bearerConfig(idp.URL)
+	cfg.ClientConfig.ClientID = "gw"
+	cfg.ClientConfig.ClientSecret = secret
+	h, err := New(context.Background(), &upstream{}, cfg, "secretlog@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logs strings.Builder
+	h.(*middleware).logf = func(level, msg string) {
+		mu.Lock()
+		logs.WriteString(level + ": " + msg + "\n")
+		mu.Unlock()
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer tok-marker")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("a refused client secret: status = %d, want 503", rec.Code)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "endpoint answered 401 (invalid_client)") {
+		t.Errorf("the log does not name the cause:\n%s", out)
+	}
+	for _, leak := range []string{secret, "tok-marker", base64.StdEncoding.EncodeToString([]byte("gw:" + secret))} {
+		if strings.Contains(out, leak) || strings.Contains(rec.Body.String(), leak) {
+			t.Errorf("%q leaked:\nlog: %s\nbody: %s", leak, out, rec.Body.String())
+		}
+	}
+}
