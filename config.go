@@ -143,7 +143,7 @@ type settings struct {
 	headers      []headerTemplate
 	tlsConfig    *tls.Config
 	auth         *clientAuth // nil when credentials come only from headers
-	timeout      int // seconds
+	timeout      int         // seconds
 	maxRetries   int
 	forwardAuth  bool
 	forward      []forwardHeader
