@@ -12,3 +12,8 @@ test-unit:
 # Starts the IdP, an echo backend and Traefik with this plugin on 127.0.0.1.
 demo:
 	$(MAKE) -C demo demo
+
+# Load benchmark in a real Traefik (wrk, IdP, pass-through floor); prints one table, ~4 minutes.
+.PHONY: bench
+bench:
+	bash bench/run.sh

@@ -172,31 +172,44 @@ func buildCompiled(ctx context.Context, next http.Handler, options map[string]an
 	return h, nil
 }
 
-// TestInterpretedUnitTests runs every Test function of the stdlib-only test files inside Yaegi.
-// Files that need compiled-only packages start with the build constraint !yaegi and are left out.
-func TestInterpretedUnitTests(t *testing.T) {
-	gopath := t.TempDir()
+// interpretWithTests interprets the package together with its stdlib-only test files. Files that
+// need compiled-only packages start with the build constraint !yaegi and are left out.
+func interpretWithTests(tb testing.TB) *interp.Interpreter {
+	tb.Helper()
+	gopath := tb.TempDir()
 	if _, err := layoutGoPath(gopath, true); err != nil {
-		t.Fatalf("laying out GOPATH: %v", err)
+		tb.Fatalf("laying out GOPATH: %v", err)
 	}
 	i := interp.New(interp.Options{GoPath: gopath, BuildTags: []string{"yaegi"}, Env: os.Environ()})
 	if err := i.Use(stdlib.Symbols); err != nil {
-		t.Fatalf("loading stdlib symbols: %v", err)
+		tb.Fatalf("loading stdlib symbols: %v", err)
 	}
 	if err := i.EvalTest(pluginImport); err != nil {
-		t.Fatalf("interpreting the package with its tests: %v", err)
+		tb.Fatalf("interpreting the package with its tests: %v", err)
 	}
+	return i
+}
+
+// interpretedFuncs returns the interpreted functions of type F whose names start with prefix,
+// sorted by name.
+func interpretedFuncs[F any](i *interp.Interpreter, prefix string) ([]string, map[string]F) {
 	var names []string
-	tests := map[string]func(*testing.T){}
+	funcs := map[string]F{}
 	for _, syms := range i.Symbols(pluginImport) {
 		for name, sym := range syms {
-			if fn, ok := sym.Interface().(func(*testing.T)); ok && strings.HasPrefix(name, "Test") {
+			if fn, ok := sym.Interface().(F); ok && strings.HasPrefix(name, prefix) {
 				names = append(names, name)
-				tests[name] = fn
+				funcs[name] = fn
 			}
 		}
 	}
 	sort.Strings(names)
+	return names, funcs
+}
+
+// TestInterpretedUnitTests runs every Test function of the stdlib-only test files inside Yaegi.
+func TestInterpretedUnitTests(t *testing.T) {
+	names, tests := interpretedFuncs[func(*testing.T)](interpretWithTests(t), "Test")
 	if len(names) == 0 {
 		t.Fatal("no interpreted test found")
 	}
@@ -208,28 +221,7 @@ func TestInterpretedUnitTests(t *testing.T) {
 // BenchmarkInterpreted runs the Benchmark functions of the stdlib-only test files inside Yaegi, so
 // the cost of the hot path can be compared with the compiled one.
 func BenchmarkInterpreted(b *testing.B) {
-	gopath := b.TempDir()
-	if _, err := layoutGoPath(gopath, true); err != nil {
-		b.Fatalf("laying out GOPATH: %v", err)
-	}
-	i := interp.New(interp.Options{GoPath: gopath, BuildTags: []string{"yaegi"}, Env: os.Environ()})
-	if err := i.Use(stdlib.Symbols); err != nil {
-		b.Fatalf("loading stdlib symbols: %v", err)
-	}
-	if err := i.EvalTest(pluginImport); err != nil {
-		b.Fatalf("interpreting the package with its tests: %v", err)
-	}
-	var names []string
-	benchmarks := map[string]func(*testing.B){}
-	for _, syms := range i.Symbols(pluginImport) {
-		for name, sym := range syms {
-			if fn, ok := sym.Interface().(func(*testing.B)); ok && strings.HasPrefix(name, "Benchmark") {
-				names = append(names, name)
-				benchmarks[name] = fn
-			}
-		}
-	}
-	sort.Strings(names)
+	names, benchmarks := interpretedFuncs[func(*testing.B)](interpretWithTests(b), "Benchmark")
 	for _, name := range names {
 		b.Run(strings.TrimPrefix(name, "Benchmark"), benchmarks[name])
 	}
