@@ -43,6 +43,10 @@ type cacheEntry struct {
 	freshUntil int64 // reused until then
 	staleUntil int64 // served when the IdP fails until then (0: never)
 	slot       int   // its place in the eviction ring
+	// For the fast path: an allowing verdict lets requests through from passFrom (its nbf) until
+	// passUntil (the earlier of freshUntil and its exp); passUntil is 0 for any other verdict.
+	passFrom  int64
+	passUntil int64
 }
 
 // pending is an introspection in flight; requests that bring the same token wait for it.
@@ -142,6 +146,10 @@ func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
 	}
 	if e.freshUntil <= now {
 		return
+	}
+	if v.status == 0 {
+		e.passFrom = v.nbf
+		e.passUntil = capAt(e.freshUntil, v.exp)
 	}
 	if old := c.entries[key]; old != nil {
 		e.slot = old.slot

@@ -57,11 +57,11 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	if e == nil {
 		return false
 	}
-	v := e.v
 	now := time.Now().Unix()
-	if v.status != 0 || now >= e.freshUntil || now >= v.exp || now < v.nbf {
+	if now >= e.passUntil || now < e.passFrom {
 		return false
 	}
+	v := e.v
 	for i, name := range f.forward {
 		if v.values[i] == "" {
 			delete(req.Header, name)
