@@ -5,11 +5,19 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +68,9 @@ type fixture struct {
 	traefikLog    string
 	accessLog     string
 	traefikOutput string // Traefik's stdout+stderr
+	idpLog        string // the first IdP's stderr
+
+	auth authFiles // keys and secret files of the client authentication scenarios
 
 	dynMu sync.Mutex // serialises writes of the dynamic file
 }
@@ -105,6 +116,11 @@ func setup() (*fixture, error) {
 	if err := npmCI(idpDir); err != nil {
 		return f, err
 	}
+	// The keys of rs-jwt exist before the IdP that must know their public parts.
+	if f.auth, err = writeAuthFiles(f.workDir); err != nil {
+		return f, err
+	}
+	f.idpLog = filepath.Join(f.workDir, "idp.log")
 
 	// Both IdPs start at once; node takes a moment to boot.
 	type started struct {
@@ -113,7 +129,10 @@ func setup() (*fixture, error) {
 		err error
 	}
 	ch1, ch2 := make(chan started, 1), make(chan started, 1)
-	go func() { p, u, err := startIdP(idpDir, f.workDir, "idp"); ch1 <- started{p, u, err} }()
+	go func() {
+		p, u, err := startIdP(idpDir, f.workDir, "idp", "IDP_RS_JWKS_FILE="+f.auth.jwks)
+		ch1 <- started{p, u, err}
+	}()
 	go func() { p, u, err := startIdP(idpDir, f.workDir, "idp2"); ch2 <- started{p, u, err} }()
 	s1, s2 := <-ch1, <-ch2
 	f.idp, f.idpURL, f.idp2, f.idp2URL = s1.p, s1.url, s2.p, s2.url
@@ -257,15 +276,16 @@ func (p *process) stop() {
 	})
 }
 
-// startIdP starts node server.js on a free port and waits for its IDP_READY line.
-func startIdP(idpDir, workDir, name string) (*process, string, error) {
+// startIdP starts node server.js on a free port, with extraEnv ("NAME=value") added to the
+// environment, and waits for its IDP_READY line.
+func startIdP(idpDir, workDir, name string, extraEnv ...string) (*process, string, error) {
 	stderr, err := os.Create(filepath.Join(workDir, name+".log"))
 	if err != nil {
 		return nil, "", err
 	}
 	cmd := exec.Command("node", "server.js")
 	cmd.Dir = idpDir
-	cmd.Env = append(os.Environ(), "IDP_PORT=0")
+	cmd.Env = append(append(os.Environ(), "IDP_PORT=0"), extraEnv...)
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
@@ -370,6 +390,11 @@ providers:
 		"__IDP2_URL__", f.idp2URL,
 		"__RS_BASIC__", base64.StdEncoding.EncodeToString([]byte("rs-basic:rs-basic-secret")),
 		"__BACKEND_URL__", f.backend.URL,
+		"__RS_POST_SECRET_FILE__", f.auth.postSecret,
+		"__ROTATING_SECRET_FILE__", f.auth.rotatingSecret,
+		"__RS_JWT_RSA_KEY_FILE__", f.auth.rsaKey,
+		"__RS_JWT_EC_KEY_FILE__", f.auth.ecKey,
+		"__UNKNOWN_KEY_FILE__", f.auth.unknownKey,
 	).Replace(string(tmpl))
 	return f.writeDynamic("", "")
 }
@@ -700,4 +725,116 @@ func fileLine(path string, subs ...string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Client authentication fixtures (clientauth_test.go): the rs-jwt keys and the secret files.
+
+const (
+	rsPostSecret = "rs-post-secret" // the IdP's secret of rs-post, read by the plugin from a file only
+	rsaKeyID     = "e2e-rs256"
+	ecKeyID      = "e2e-es256"
+)
+
+// authFiles are the paths (and one value) the client authentication middlewares use.
+type authFiles struct {
+	postSecret     string // holds rsPostSecret
+	rotatingSecret string // holds rotatingWrong until TestClientAuth writes rsPostSecret into it
+	rotatingWrong  string // a wrong secret, random per run
+	rsaKey         string // RSA 2048, PKCS #8 PEM; its public key is in jwks
+	ecKey          string // EC P-256, SEC 1 PEM; its public key is in jwks
+	unknownKey     string // RSA 2048, PKCS #1 PEM; NOT in jwks
+	jwks           string // the public keys of rs-jwt, for the IdP (IDP_RS_JWKS_FILE)
+}
+
+// writeAuthFiles generates the rs-jwt keys and writes them, their JWKS and the secret files in dir.
+func writeAuthFiles(dir string) (authFiles, error) {
+	a := authFiles{
+		postSecret:     filepath.Join(dir, "rs-post.secret"),
+		rotatingSecret: filepath.Join(dir, "rotating.secret"),
+		rsaKey:         filepath.Join(dir, "rs-jwt-rsa.pem"),
+		ecKey:          filepath.Join(dir, "rs-jwt-ec.pem"),
+		unknownKey:     filepath.Join(dir, "unknown-rsa.pem"),
+		jwks:           filepath.Join(dir, "rs-jwt.jwks.json"),
+	}
+	nonce := make([]byte, 8)
+	if _, err := rand.Read(nonce); err != nil {
+		return a, err
+	}
+	a.rotatingWrong = "rotating-wrong-marker-" + hex.EncodeToString(nonce)
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return a, err
+	}
+	unknown, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return a, err
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return a, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(rsaKey)
+	if err != nil {
+		return a, err
+	}
+	sec1, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		return a, err
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	coord := func(n *big.Int) string { return b64(n.FillBytes(make([]byte, 32))) }
+	jwks, err := json.MarshalIndent(map[string]any{"keys": []map[string]string{
+		{
+			"kty": "RSA", "kid": rsaKeyID, "alg": "RS256", "use": "sig",
+			"n": b64(rsaKey.N.Bytes()), "e": b64(big.NewInt(int64(rsaKey.E)).Bytes()),
+		},
+		{
+			"kty": "EC", "kid": ecKeyID, "alg": "ES256", "use": "sig", "crv": "P-256",
+			"x": coord(ecKey.X), "y": coord(ecKey.Y),
+		},
+	}}, "", "  ")
+	if err != nil {
+		return a, err
+	}
+	for _, w := range []struct {
+		path string
+		data []byte
+	}{
+		{a.postSecret, []byte(rsPostSecret + "\n")},
+		{a.rotatingSecret, []byte(a.rotatingWrong + "\n")},
+		{a.rsaKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})},
+		{a.ecKey, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})},
+		{a.unknownKey, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(unknown)})},
+		{a.jwks, jwks},
+	} {
+		if err := writeFileAtomic(w.path, w.data, 0o600); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// writeFileAtomic writes data to a temp file in path's directory and renames it to path, so a
+// reader sees the old content or the new, never a part.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
