@@ -376,9 +376,9 @@ func TestConfigReload(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, call(t, "/broken-claims/x", bearer(admin)).status)
 }
 
-// The plugin never writes a token to Traefik's log, at DEBUG level included. (The access log is
-// another matter: Traefik records the request path with its query before any middleware runs, so
-// a token sent as a query parameter shows in RequestPath there.)
+// The plugin never writes a token, or a credential it read from a file, to Traefik's log, at DEBUG
+// level included. (The access log is another matter: Traefik records the request path with its
+// query before any middleware runs, so a token sent as a query parameter shows in RequestPath there.)
 func TestTokensNotLogged(t *testing.T) {
 	setupTest(t)
 	// Make sure the log has the lines of a few more requests, rejected and failed ones included.
@@ -400,4 +400,6 @@ func TestTokensNotLogged(t *testing.T) {
 	for _, tok := range issued {
 		assert.NotContains(t, log, tok, "a token is in the traefik log")
 	}
+	// Nor a client secret or private key the plugin read from a file (after every reload).
+	assertFileSecretsNotLogged(t)
 }
