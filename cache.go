@@ -201,6 +201,7 @@ type shared struct {
 	fingerprint string
 	cache       *verdictCache
 	idp         *idpClient
+	log         *logger
 }
 
 // The registry keeps the cache and the IdP client of each middleware name. Traefik calls New on
@@ -219,7 +220,7 @@ func sharedFor(name string, cfg *Config, s *settings) *shared {
 	if sh := registry[name]; sh != nil && sh.fingerprint == fp {
 		return sh
 	}
-	sh := &shared{fingerprint: fp, cache: newVerdictCache(s.cache), idp: newIDPClient(s)}
+	sh := &shared{fingerprint: fp, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name)}
 	registry[name] = sh
 	return sh
 }

@@ -104,7 +104,7 @@ func (c *idpClient) introspect(ctx context.Context, extra http.Header, token str
 			break
 		}
 	}
-	return nil, idpFailed, fmt.Sprintf("%s (%d attempts)", r.err, attempts)
+	return nil, idpFailed, fmt.Sprintf("%s (attempts: %d)", r.err, attempts)
 }
 
 // pause waits before retry number try+1. It returns false when the wait would not fit in the

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log"
 	"math"
 	"net/http"
 	"net/url"
@@ -70,22 +69,11 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 		return nil, err
 	}
 	sh := sharedFor(name, config, s)
-	m := &middleware{next: next, name: name, settings: s, idp: sh.idp, cache: sh.cache, logf: defaultLog(name)}
+	lg := sh.log
+	m := &middleware{next: next, name: name, settings: s, idp: sh.idp, cache: sh.cache}
+	m.logf = func(level, msg string) { lg.log(level, msg) }
 	m.fast = newFastPath(s, sh.cache, sh.idp)
 	return m, nil
-}
-
-// defaultLog sends debug lines to standard output, which Traefik logs at DEBUG, and error lines to
-// the standard logger, which Traefik logs at ERROR.
-func defaultLog(name string) func(level, msg string) {
-	prefix := "oAuthIntrospection[" + name + "]: "
-	return func(level, msg string) {
-		if level == "error" {
-			log.Print(prefix + msg)
-			return
-		}
-		fmt.Println(prefix + msg)
-	}
 }
 
 // ServeHTTP authenticates the request. It is kept small on purpose: the interpreter pays for every
