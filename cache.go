@@ -30,7 +30,7 @@ const (
 	defaultCacheTTL        = 30
 	defaultCacheMaxEntries = 10000
 	maxCacheSeconds        = 86400
-	maxCacheEntries        = 10000000
+	maxCacheEntries        = 1000000
 )
 
 // cacheKey is the SHA-256 of a token (and of the rendered header templates, if any). An array key
@@ -64,7 +64,8 @@ type pending struct {
 type verdictCache struct {
 	mu       sync.RWMutex
 	entries  map[cacheKey]*cacheEntry
-	ring     []cacheKey
+	ring     []cacheKey // grows up to max, then each insertion reuses the oldest slot
+	max      int
 	next     int
 	inflight map[cacheKey]*pending
 	ttl      int64
@@ -79,9 +80,7 @@ func newVerdictCache(c CacheConfig) *verdictCache {
 		ttl:      int64(c.TTLSeconds),
 		negTTL:   int64(c.NegativeTTLSeconds),
 		stale:    int64(c.StaleIfErrorSeconds),
-	}
-	if vc.ttl > 0 {
-		vc.ring = make([]cacheKey, c.MaxEntries)
+		max:      c.MaxEntries,
 	}
 	return vc
 }
@@ -156,6 +155,12 @@ func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
 		c.entries[key] = e
 		return
 	}
+	if len(c.ring) < c.max {
+		e.slot = len(c.ring)
+		c.ring = append(c.ring, key)
+		c.entries[key] = e
+		return
+	}
 	e.slot = c.next
 	// The slot's previous key, if its entry still owns the slot, is the oldest insertion: evict it.
 	victim := c.ring[e.slot]
@@ -165,7 +170,7 @@ func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
 	c.ring[e.slot] = key
 	c.entries[key] = e
 	c.next++
-	if c.next == len(c.ring) {
+	if c.next == c.max {
 		c.next = 0
 	}
 }
@@ -217,12 +222,21 @@ func sharedFor(name string, cfg *Config, s *settings) *shared {
 	fp := fingerprint(cfg)
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	if sh := registry[name]; sh != nil && sh.fingerprint == fp {
+	if sh := registered(name, fp); sh != nil {
 		return sh
 	}
 	sh := &shared{fingerprint: fp, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name)}
 	registry[name] = sh
 	return sh
+}
+
+// registered returns the registry's state for name when its fingerprint is fp. It is a function
+// of its own so that no frame of sharedFor keeps a replaced state alive (seen under Yaegi).
+func registered(name, fp string) *shared {
+	if sh := registry[name]; sh != nil && sh.fingerprint == fp {
+		return sh
+	}
+	return nil
 }
 
 // fingerprint digests every option. fmt prints maps with sorted keys, so equal configurations give

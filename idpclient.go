@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -172,8 +173,8 @@ func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header)
 }
 
 // oauthErrorCode returns " (code)" for the RFC 6749 section 5.2 error code of an error answer, such
-// as invalid_client when the IdP refuses our credentials, so the log names the cause. Only a short
-// code made of safe characters is kept; the body is otherwise discarded, never sent to a client.
+// as invalid_client when the IdP refuses our credentials, so the log names the cause. Only a known
+// code is kept; the body is otherwise discarded, never sent to a client.
 // Reading it (up to 4 KiB) also lets the connection be reused.
 func oauthErrorCode(resp *http.Response) string {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -182,16 +183,18 @@ func oauthErrorCode(resp *http.Response) string {
 		return ""
 	}
 	code, _ := answer["error"].(string)
-	if code == "" || len(code) > 64 {
+	if !knownErrorCodes[code] {
 		return ""
 	}
-	for i := 0; i < len(code); i++ {
-		c := code[i]
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
 	return " (" + code + ")"
+}
+
+// knownErrorCodes are the error codes of RFC 6749 section 5.2 and RFC 7009 section 2.2.1. Only
+// these are logged, so an IdP cannot put arbitrary text, such as the token, into our log.
+var knownErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true, "unsupported_token_type": true,
+	"server_error": true, "temporarily_unavailable": true, "access_denied": true,
 }
 
 // describeTransportError names the failure without echoing the request (which holds the token in
@@ -272,7 +275,8 @@ func (c *idpClient) renderHeaders(incoming *http.Request) (http.Header, error) {
 func renderHeader(tmpl *template.Template, incoming *http.Request) (string, error) {
 	var b strings.Builder
 	if err := tmpl.Execute(&b, map[string]any{"Request": incoming}); err != nil {
-		return "", err
+		// The error may quote request data (url.Parse quotes its input): keep it out of the log.
+		return "", errors.New("executing the template failed")
 	}
 	if !validHeaderValue(b.String()) {
 		return "", fmt.Errorf("rendered value contains a control character")

@@ -227,12 +227,15 @@ func TestConcurrentRequests(t *testing.T) {
 	call(1)
 	var wg sync.WaitGroup
 	codes := make([]int, 40)
+	// One worker closure for all goroutines: Yaegi v0.16.1 races when a loop builds a new closure
+	// while goroutines started from earlier ones finish.
+	worker := func(i int) {
+		defer wg.Done()
+		codes[i] = call(i)
+	}
 	for i := 0; i < len(codes); i++ {
 		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			codes[i] = call(i)
-		}(i)
+		go worker(i)
 	}
 	wg.Wait()
 	for i, code := range codes {

@@ -159,6 +159,10 @@ func judge(s *settings, claims map[string]any) *verdict {
 		if raw, found := lookupClaim(claims, s.usernamePath); found {
 			v.username, _ = claimText(raw)
 		}
+		// The user reaches Traefik's access log as it is: a line break would forge log lines.
+		if !validHeaderValue(v.username) {
+			return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
+		}
 	}
 	return v
 }
@@ -177,6 +181,14 @@ func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
+	}
+	// Clamp before converting: a float beyond the int64 range converts to an arbitrary value (an nbf
+	// of 1e19 would become MinInt64, "valid since forever").
+	if f >= math.MaxInt64 {
+		return math.MaxInt64, true
+	}
+	if f <= math.MinInt64 {
+		return math.MinInt64, true
 	}
 	return int64(f), true
 }

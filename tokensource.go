@@ -60,7 +60,9 @@ func (s *tokenSource) fromHeaderValues(vals []string) (string, string) {
 	if len(vals) > 1 {
 		return "", "several " + s.header + " headers"
 	}
-	v := strings.TrimSpace(vals[0])
+	// Only optional white space (RFC 9110 section 5.6.3) is trimmed; any other trailing byte, such
+	// as CR or a no-break space, stays and makes the token malformed.
+	v := strings.Trim(vals[0], " \t")
 	if s.scheme == "" {
 		return v, ""
 	}

@@ -13,9 +13,12 @@ go vet ./...
 step "unit tests, compiled (-race) and interpreted by Yaegi v0.16.1"
 go test -race -count=1 ./...
 
-step "fuzzing (bounded)"
+step "fuzzing (bounded, one target at a time)"
 FUZZTIME="${FUZZTIME:-20s}"
-go test -run='^$' -fuzz='^FuzzParseClaims$' -fuzztime="$FUZZTIME" .
+for target in FuzzParseClaims FuzzTokenExtract FuzzNewConfig; do
+  echo "-- $target for $FUZZTIME"
+  go test -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" .
+done
 
 step "end-to-end: npm ci for the IdP"
 (cd e2e/idp && npm ci --no-audit --no-fund)
