@@ -1,0 +1,3 @@
+module github.com/tokengate/oauthintrospection/bench
+
+go 1.22

@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# Load benchmark of the oAuthIntrospection plugin inside a real Traefik, on 127.0.0.1.
+#
+#   bash bench/run.sh          (or: make bench)
+#
+# From a clean checkout it installs what it needs (wrk, the IdP's npm packages, the cached Traefik
+# binary), runs the Go micro-benchmarks, then measures with wrk:
+#
+#   1  Traefik with no middleware (the ceiling)
+#   2  a pass-through Yaegi plugin that only calls next (the floor of any plugin)
+#   3  our plugin, cache hits (one valid token)
+#   4  our plugin, a new valid token for every request (cache misses)
+#   5  the IdP's own introspection endpoint, measured directly
+#   +  a flood of random bogus tokens against a negative-caching route (Traefik's memory)
+#
+# and prints one table. Traefik runs alone on CPU 0; wrk, the IdP and the backend share CPU 1.
+#
+# Row 4 uses pre-minted tokens, cycled by wrk, with the default cache: every request brings a
+# token Traefik has never seen, so each one costs a real introspection plus a cache store (and,
+# past maxEntries, an eviction). One token with ttlSeconds 0 would not be a miss per request: the
+# plugin coalesces concurrent introspections of the same token. The token list is sized for the
+# run; the table says if it ever wrapped around.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION     seconds per measured row [15]
+#   BENCH_WARMUP       seconds of warm-up before each row [3]
+#   BENCH_CONNECTIONS  wrk connections [32]
+#   BENCH_MISS_TOKENS  tokens for row 4's measured run [BENCH_DURATION * 1700]
+#   BENCH_KEEP         if set, keep the work directory (configs, logs, tokens); it is always kept
+#                      when the run fails
+#   TRAEFIK_BIN        a Traefik binary to use instead of scripts/build-traefik.sh's
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "${BENCH_DIR}/.." && pwd)"
+DURATION="${BENCH_DURATION:-15}"
+WARMUP="${BENCH_WARMUP:-3}"
+CONNS="${BENCH_CONNECTIONS:-32}"
+MISS_TOKENS="${BENCH_MISS_TOKENS:-$((DURATION * 1700))}"
+WARM_TOKENS=3000 # row 4's warm-up uses its own tokens, never reused in the measured run
+MODULE="github.com/tokengate/oauthintrospection"
+PASS_MODULE="github.com/tokengate/passthrough"
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { say "error: $*"; FAILED=1; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: stop what we started (by PID), on exit, error or Ctrl-C.
+
+PIDS=()
+FAILED=""
+stop_pid() { # stop_pid PID: SIGTERM, up to 5 s, then SIGKILL
+  local pid=$1 i
+  kill -TERM "${pid}" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+  wait "${pid}" 2>/dev/null || true
+}
+cleanup() {
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "${pid}"; done
+  if [[ -n "${WORK:-}" ]]; then
+    if [[ -n "${BENCH_KEEP:-}" || -n "${FAILED}" ]]; then
+      say "work directory kept: ${WORK}"
+    else
+      rm -rf "${WORK}"
+    fi
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites.
+
+for cmd in go node npm curl taskset awk; do
+  command -v "${cmd}" >/dev/null || die "${cmd} is not on PATH"
+done
+if ! command -v wrk >/dev/null; then
+  say "installing wrk (apt-get)"
+  SUDO=""
+  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
+  ${SUDO} apt-get update >&2 && ${SUDO} apt-get install -y wrk >&2 || die "cannot install wrk"
+fi
+NCPU="$(nproc)"
+((NCPU >= 2)) || die "needs at least 2 CPUs (Traefik on CPU 0, the load on CPU 1); this machine has ${NCPU}"
+PIN_TRAEFIK=(taskset -c 0)
+PIN_LOAD=(taskset -c 1)
+
+if [[ ! -d "${REPO}/e2e/idp/node_modules/oidc-provider" ]]; then
+  say "installing the IdP's dependencies (npm ci)"
+  (cd "${REPO}/e2e/idp" && npm ci --no-audit --no-fund >&2)
+fi
+say "getting Traefik (scripts/build-traefik.sh)"
+TRAEFIK="$("${REPO}/scripts/build-traefik.sh")"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/oauthintrospection-bench.XXXXXX")"
+say "work directory: ${WORK}"
+say "building the backend and the token minter"
+(cd "${BENCH_DIR}" && GOWORK=off go build -o "${WORK}/bin/" ./backend ./mint)
+
+# ---------------------------------------------------------------------------------------------
+# Go micro-benchmarks first, while nothing else runs (compiled and interpreted by Yaegi).
+
+say "go test -bench (compiled and Yaegi)"
+(cd "${REPO}" && go test -run '^$' -bench 'BenchmarkCacheHit$|BenchmarkInterpreted/CacheHit' \
+  -benchtime 20000x . >"${WORK}/gobench.txt" 2>&1) || { cat "${WORK}/gobench.txt" >&2; die "go test -bench failed"; }
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+
+# free_port: a TCP port nobody listens on, on 127.0.0.1.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null || { echo "${p}"; return; }
+  done
+}
+
+# wait_for SECONDS PID WHAT COMMAND...: poll COMMAND until it succeeds; fail if PID dies or time runs out.
+wait_for() {
+  local secs=$1 pid=$2 what=$3
+  shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "${pid}" 2>/dev/null || die "${what} exited; see the logs in ${WORK}"
+    ((SECONDS < deadline)) || die "${what} not ready after ${secs}s; see the logs in ${WORK}"
+    sleep 0.1
+  done
+}
+
+# http_is CODE URL [curl args...]: the URL answers with status CODE.
+http_is() {
+  local want=$1 url=$2
+  shift 2
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "${url}")" == "${want}" ]]
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime; comm has no spaces
+core_ticks() { awk -v c="cpu$1" '$1 == c {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; } # busy idle
+# busy_pct "BUSY0 IDLE0" "BUSY1 IDLE1": how busy a core was between two core_ticks samples.
+busy_pct() {
+  awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " "); db = y[1] - x[1]; di = y[2] - x[2]
+    printf "%.0f%%", (db + di > 0 ? 100 * db / (db + di) : 0)}'
+}
+TICKS="$(getconf CLK_TCK)"
+
+# field JSON NAME: a numeric field of our WRKJSON line.
+field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
+
+# run_wrk OUT SECONDS URL [wrk args...] -- [script args...]: one wrk run on CPU 1; WRKJSON to OUT.
+run_wrk() {
+  local out=$1 secs=$2 url=$3
+  shift 3
+  local opts=() sargs=()
+  while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+  (($#)) && shift
+  sargs=("$@")
+  "${PIN_LOAD[@]}" wrk -t1 -c"${CONNS}" -d"${secs}s" --latency -s "${BENCH_DIR}/wrk.lua" "${opts[@]}" \
+    "${url}" -- "${sargs[@]}" >"${out}.txt" 2>&1 || { cat "${out}.txt" >&2; die "wrk failed"; }
+  grep '^WRKJSON ' "${out}.txt" | sed 's/^WRKJSON //' >"${out}"
+  [[ -s "${out}" ]] || { cat "${out}.txt" >&2; die "no WRKJSON line in wrk's output"; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Backend and IdP, on CPU 1.
+
+BACKEND_PORT="$(free_port)"
+"${PIN_LOAD[@]}" "${WORK}/bin/backend" -addr "127.0.0.1:${BACKEND_PORT}" >"${WORK}/backend.log" 2>&1 &
+BACKEND_PID=$!
+PIDS+=("${BACKEND_PID}")
+
+(cd "${REPO}/e2e/idp" && exec "${PIN_LOAD[@]}" env IDP_PORT=0 node server.js) >"${WORK}/idp.out" 2>"${WORK}/idp.log" &
+IDP_PID=$!
+PIDS+=("${IDP_PID}")
+
+wait_for 30 "${BACKEND_PID}" "the backend" http_is 200 "http://127.0.0.1:${BACKEND_PORT}/"
+wait_for 60 "${IDP_PID}" "the IdP" grep -q '^IDP_READY ' "${WORK}/idp.out"
+IDP_URL="$(awk '/^IDP_READY / {print $2; exit}' "${WORK}/idp.out")"
+INTROSPECT_URL="${IDP_URL}/token/introspection"
+RS_BASIC="$(printf '%s' 'rs-basic:rs-basic-secret' | base64)"
+
+# Tokens: line 1 is the hot token (row 3), the next WARM_TOKENS warm row 4 up, the rest are row 4's.
+NTOK=$((1 + WARM_TOKENS + MISS_TOKENS))
+say "minting ${NTOK} tokens (app-admin, client_credentials)"
+"${WORK}/bin/mint" -url "${IDP_URL}/token" -n "${NTOK}" -c 16 >"${WORK}/tokens.txt" 2>"${WORK}/mint.log" \
+  || { cat "${WORK}/mint.log" >&2; die "minting failed"; }
+cat "${WORK}/mint.log" >&2
+HOT_TOKEN="$(head -n 1 "${WORK}/tokens.txt")"
+
+# ---------------------------------------------------------------------------------------------
+# Traefik: plugins-local copies, static and dynamic configuration.
+
+PLUGIN_DIR="${WORK}/plugins-local/src/${MODULE}"
+PASS_DIR="${WORK}/plugins-local/src/${PASS_MODULE}"
+mkdir -p "${PLUGIN_DIR}" "${PASS_DIR}"
+for f in "${REPO}"/*.go; do
+  [[ "${f}" == *_test.go ]] || cp "${f}" "${PLUGIN_DIR}/"
+done
+cp "${REPO}/go.mod" "${REPO}/.traefik.yml" "${PLUGIN_DIR}/"
+cp "${REPO}/e2e/testdata/passthrough/"{passthrough.go,go.mod,.traefik.yml} "${PASS_DIR}/"
+
+WEB_PORT="$(free_port)"
+WEB="http://127.0.0.1:${WEB_PORT}"
+cat >"${WORK}/traefik.yml" <<EOF
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:${WEB_PORT}"
+    transport:
+      lifeCycle:
+        graceTimeOut: 1s
+log:
+  level: ERROR
+  noColor: true
+  filePath: "${WORK}/traefik.log"
+experimental:
+  localPlugins:
+    oAuthIntrospection:
+      moduleName: ${MODULE}
+    passthrough:
+      moduleName: ${PASS_MODULE}
+providers:
+  file:
+    filename: "${WORK}/dynamic.yml"
+    watch: false
+EOF
+
+# The Hub manifest of the README; auth-miss is the same under another name (its own cache), and
+# flood adds negative caching.
+auth_mw() { # auth_mw NAME [cache yaml]
+  cat <<EOF
+    $1:
+      plugin:
+        oAuthIntrospection:
+          tokenSource: {header: Authorization, headerAuthScheme: Bearer}
+          clientConfig:
+            url: "${INTROSPECT_URL}"
+            headers: {Authorization: "Basic ${RS_BASIC}"}
+          forwardHeaders: {Group: grp, Expires-At: exp}
+          claims: "Equals(\`grp\`, \`admin\`)"
+EOF
+  [[ -z "${2:-}" ]] || printf '          cache: %s\n' "$2"
+}
+router() { # router NAME PATH [middleware]
+  printf '    %s:\n      entryPoints: [web]\n      rule: "Path(`%s`)"\n      service: backend\n' "$1" "$2"
+  [[ -z "${3:-}" ]] || printf '      middlewares: [%s]\n' "$3"
+}
+{
+  echo "http:"
+  echo "  routers:"
+  router none /none
+  router pass /pass passthrough
+  router auth /auth auth
+  router auth-miss /auth-miss auth-miss
+  router flood /flood flood
+  echo "  middlewares:"
+  echo "    passthrough:"
+  echo "      plugin:"
+  echo "        passthrough: {}"
+  auth_mw auth
+  auth_mw auth-miss
+  auth_mw flood '{negativeTtlSeconds: "60", maxEntries: "10000"}'
+  echo "  services:"
+  echo "    backend:"
+  echo "      loadBalancer:"
+  echo "        servers: [{url: \"http://127.0.0.1:${BACKEND_PORT}\"}]"
+} >"${WORK}/dynamic.yml"
+
+say "starting Traefik on ${WEB} (CPU 0)"
+(cd "${WORK}" && exec "${PIN_TRAEFIK[@]}" "${TRAEFIK}" --configFile="${WORK}/traefik.yml") >"${WORK}/traefik.out" 2>&1 &
+TRAEFIK_PID=$!
+PIDS+=("${TRAEFIK_PID}")
+
+# Ready when every route answers as it should (the plugins are interpreted at start).
+BEARER=(-H "Authorization: Bearer ${HOT_TOKEN}")
+wait_for 60 "${TRAEFIK_PID}" "Traefik (/none)" http_is 200 "${WEB}/none"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/pass)" http_is 200 "${WEB}/pass"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth)" http_is 200 "${WEB}/auth" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-miss)" http_is 200 "${WEB}/auth-miss" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/flood)" http_is 401 "${WEB}/flood" -H "Authorization: Bearer bogus-ready"
+http_is 401 "${WEB}/auth" || die "/auth without a token should answer 401"
+RSS_START="$(rss_kib "${TRAEFIK_PID}")"
+# Background noise: how busy the cores are for 1 s while everything of ours idles.
+A0="$(core_ticks 0)" B0="$(core_ticks 1)"
+sleep 1
+IDLE_BUSY="CPU 0 $(busy_pct "${A0}" "$(core_ticks 0)"), CPU 1 $(busy_pct "${B0}" "$(core_ticks 1)")"
+LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------------------------------------
+# The rows. Each: a warm-up run, then the measured run; Traefik's CPU and RSS around it.
+
+FIRST_MISS=$((2 + WARM_TOKENS))
+TOKS="${WORK}/tokens.txt"
+ROWS=(1 2 3 4 5)
+declare -A SETUP RESULT RSS CPU CPUREQ CORE0 CORE1
+SETUP[1]="Traefik, no middleware (ceiling)"
+SETUP[2]="pass-through Yaegi plugin (floor)"
+SETUP[3]="our plugin, cache hits (1 token)"
+SETUP[4]="our plugin, a new token per request (misses)"
+SETUP[5]="IdP introspection endpoint, direct"
+
+# row N URL: warm-up with wrk options OPTS and script arguments WARM, then the measured run with
+# OPTS and MEAS. Records the result, Traefik's RSS after the run, and during the run: how busy
+# each core was, Traefik's share of CPU 0 and its CPU time per request. CPU 0 busier than Traefik
+# means something else ran there; CPU 1 near 100% means the load side (wrk, IdP, backend) was a
+# bound too, not Traefik alone.
+row() {
+  local n=$1 url=$2 t0 t1 a0 a1 b0 b1
+  say "row ${n}: ${SETUP[$n]} (warm-up ${WARMUP}s, run ${DURATION}s)"
+  run_wrk "${WORK}/warm${n}.json" "${WARMUP}" "${url}" "${OPTS[@]}" -- "${WARM[@]}"
+  t0="$(cpu_ticks "${TRAEFIK_PID}")" a0="$(core_ticks 0)" b0="$(core_ticks 1)"
+  run_wrk "${WORK}/row${n}.json" "${DURATION}" "${url}" "${OPTS[@]}" -- "${MEAS[@]}"
+  t1="$(cpu_ticks "${TRAEFIK_PID}")" a1="$(core_ticks 0)" b1="$(core_ticks 1)"
+  RESULT[$n]="$(cat "${WORK}/row${n}.json")"
+  RSS[$n]="$(rss_kib "${TRAEFIK_PID}")"
+  CPU[$n]="$(awk -v d=$((t1 - t0)) -v hz="${TICKS}" -v us="$(field "${RESULT[$n]}" duration_us)" \
+    'BEGIN {printf "%.0f%%", 100 * d / hz / (us / 1e6)}')"
+  CPUREQ[$n]="$(awk -v d=$((t1 - t0)) -v hz="${TICKS}" -v r="$(field "${RESULT[$n]}" requests)" \
+    'BEGIN {printf "%.0f", (r > 0 ? 1e6 * d / hz / r : 0)}')"
+  CORE0[$n]="$(busy_pct "${a0}" "${a1}")" CORE1[$n]="$(busy_pct "${b0}" "${b1}")"
+}
+OPTS=() WARM=(plain) MEAS=(plain)
+row 1 "${WEB}/none"
+row 2 "${WEB}/pass"
+OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}")
+row 3 "${WEB}/auth"
+# Row 4: warm-up tokens and measured tokens are disjoint, and none was ever sent to /auth-miss.
+OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}") MEAS=(bearer "${TOKS}" "${FIRST_MISS}" "${MISS_TOKENS}")
+row 4 "${WEB}/auth-miss"
+# Row 5: wrk against the IdP itself, as the plugin calls it (Traefik idles: see its CPU column).
+OPTS=(-H "Authorization: Basic ${RS_BASIC}") WARM=(introspect "${TOKS}" 2 "${WARM_TOKENS}")
+MEAS=(introspect "${TOKS}" 2 $((NTOK - 1)))
+row 5 "${INTROSPECT_URL}"
+
+# Flood: a new bogus token on every request, no warm-up; Traefik's RSS before and after.
+say "flood: random bogus tokens on /flood for ${DURATION}s"
+FLOOD_RSS_BEFORE="$(rss_kib "${TRAEFIK_PID}")"
+run_wrk "${WORK}/flood.json" "${DURATION}" "${WEB}/flood" -- flood "${RANDOM}${RANDOM}-$$"
+FLOOD="$(cat "${WORK}/flood.json")"
+FLOOD_RSS_AFTER="$(rss_kib "${TRAEFIK_PID}")"
+kill -0 "${TRAEFIK_PID}" 2>/dev/null || die "Traefik died during the run; see ${WORK}/traefik.out"
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+rps() { awk -v r="$(field "$1" requests)" -v us="$(field "$1" duration_us)" 'BEGIN {printf "%.0f", r / (us / 1e6)}'; }
+ms() { awk -v us="$(field "$1" "$2")" 'BEGIN {printf "%.2f ms", us / 1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}'; }
+errs() { awk -v a="$(field "$1" connect_errors)" -v b="$(field "$1" read_errors)" -v c="$(field "$1" write_errors)" \
+  -v d="$(field "$1" timeout_errors)" 'BEGIN {print a + b + c + d}'; }
+
+echo
+echo "== Machine"
+echo "CPUs:     ${NCPU} x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "Memory:   $(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+echo "Kernel:   $(uname -sr)"
+echo "Noise:    ${IDLE_BUSY} busy during 1 s with our processes idle, just before row 1;"
+echo "          load average ${LOADAVG_START} before the rows, $(cut -d' ' -f1-3 /proc/loadavg) after"
+echo "Traefik:  $("${TRAEFIK}" version 2>/dev/null | awk '/^Version:/ {v=$2} /^Go version:/ {g=$3} END {print v " (" g ")"}')"
+echo "Tools:    $(go version | awk '{print $3}'), node $(node --version), $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}')"
+echo "Layout:   Traefik pinned to CPU 0 (taskset -c 0, so GOMAXPROCS=1); wrk (-t1 -c${CONNS}), the IdP"
+echo "          (node) and the Go backend share CPU 1. Each row: ${WARMUP}s warm-up, ${DURATION}s measured."
+echo
+echo "== Go micro-benchmark (go test -bench, compiled and interpreted by Yaegi; unpinned, run before the services start)"
+awk '$1 ~ /^BenchmarkCacheHit-/ {m = "compiled"} $1 ~ /^BenchmarkInterpreted\/CacheHit-/ {m = "Yaegi"}
+     m != "" { for (i = 2; i <= NF; i++) { if ($i == "ns/op") ns = $(i-1); if ($i == "allocs/op") al = $(i-1) }
+               printf "CacheHit  %-9s %10s ns/op %6s allocs/op\n", m, ns, al; m = "" }' "${WORK}/gobench.txt"
+echo
+echo "== wrk (one run)"
+R1="$(rps "${RESULT[1]}")"
+printf '| %s | %-44s | %6s | %9s | %9s | %7s | %7s | %6s | %6s | %11s | %10s | %6s | %11s |\n' row setup "req/s" \
+  p50 p99 "/ row 1" "non-2xx" errors "CPU 0" "Traefik CPU" "CPU us/req" "CPU 1" "Traefik RSS"
+printf '|%s|\n' "-----|----------------------------------------------|--------|-----------|-----------|---------|---------|--------|--------|-------------|------------|--------|-------------"
+for n in "${ROWS[@]}"; do
+  r="${RESULT[$n]}"
+  printf '| %3s | %-44s | %6s | %9s | %9s | %7s | %7s | %6s | %6s | %11s | %10s | %6s | %11s |\n' "${n}" \
+    "${SETUP[$n]}" "$(rps "$r")" "$(ms "$r" p50_us)" "$(ms "$r" p99_us)" "$(ratio "$(rps "$r")" "${R1}")" \
+    "$(field "$r" non2xx)" "$(errs "$r")" "${CORE0[$n]}" "${CPU[$n]}" "${CPUREQ[$n]}" "${CORE1[$n]}" "$(mib "${RSS[$n]}")"
+done
+echo "(CPU 0 / CPU 1: how busy each core was (CPU 0 is Traefik's, CPU 1 that of wrk, the IdP and the"
+echo " backend); Traefik CPU: the Traefik process's share of CPU 0 (kernel network work on its behalf"
+echo " is partly outside it); CPU us/req: Traefik's CPU time per request. Row 5 does not use Traefik.)"
+echo
+echo "row 3 / row 2 (cache hit vs pass-through floor): $(ratio "$(rps "${RESULT[3]}")" "$(rps "${RESULT[2]}")")"
+echo "row 4 / row 5 (misses vs the IdP's own rate):    $(ratio "$(rps "${RESULT[4]}")" "$(rps "${RESULT[5]}")")"
+echo "row 4 tokens: ${MISS_TOKENS} distinct for $(field "${RESULT[4]}" requests) requests; list wrapped $(field "${RESULT[4]}" wraps) time(s) (0: every request was a miss)"
+echo "Traefik RSS: $(mib "${RSS_START}") once ready; after each row as in the table."
+echo
+echo "== Flood (memory): a new random bogus token per request on /flood, cache {negativeTtlSeconds: 60, maxEntries: 10000}"
+echo "requests: $(field "${FLOOD}" requests) in $(awk -v us="$(field "${FLOOD}" duration_us)" 'BEGIN {printf "%.1f", us / 1e6}')s ($(rps "${FLOOD}") req/s, p50 $(ms "${FLOOD}" p50_us), p99 $(ms "${FLOOD}" p99_us))"
+echo "statuses: 401 $(field "${FLOOD}" status401), 503 $(field "${FLOOD}" status503), other $(field "${FLOOD}" status_other); socket errors $(errs "${FLOOD}")"
+echo "Traefik RSS: $(mib "${FLOOD_RSS_BEFORE}") before, $(mib "${FLOOD_RSS_AFTER}") after"
+
+# Validity: rows 1-5 must be all 2xx without socket errors, the flood all 401s.
+BAD=""
+for n in "${ROWS[@]}"; do
+  r="${RESULT[$n]}"
+  [[ "$(field "$r" non2xx)" == 0 ]] || BAD+=" row ${n}: $(field "$r" non2xx) non-2xx answers;"
+  [[ "$(errs "$r")" == 0 ]] || BAD+=" row ${n}: $(errs "$r") socket errors;"
+done
+[[ "$(field "${RESULT[4]}" wraps)" == 0 ]] || BAD+=" row 4: token list wrapped (some requests were cache hits; raise BENCH_MISS_TOKENS);"
+[[ "$(field "${FLOOD}" status503)" == 0 && "$(field "${FLOOD}" status_other)" == 0 ]] || BAD+=" flood: answers other than 401;"
+if [[ -s "${WORK}/traefik.log" ]]; then
+  BAD+=" Traefik logged errors (first lines above, all in ${WORK}/traefik.log);"
+  head -n 5 "${WORK}/traefik.log" >&2
+fi
+if [[ -n "${BAD}" ]]; then
+  echo
+  echo "WARNING:${BAD}"
+  FAILED=1
+  exit 1
+fi
