@@ -46,3 +46,38 @@ func BenchmarkCacheHit(b *testing.B) {
 		h.ServeHTTP(rw, req)
 	}
 }
+
+// BenchmarkCacheMiss measures a request whose token is not cached: the whole introspection call to
+// a local IdP that answers like node-oidc-provider, the verdict, and the cache update.
+func BenchmarkCacheMiss(b *testing.B) {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		_, _ = w.Write([]byte(`{"active":true,"grp":"admin","username":"alice","user":{"name":"Alice Admin","status":"active"},"areas":["office","home"],"client_id":"app-admin","exp":4102444800,"iat":1767225600,"iss":"http://127.0.0.1:9090","scope":"api:read","token_type":"Bearer"}`))
+	}))
+	defer idp.Close()
+	cfg := CreateConfig()
+	cfg.TokenSource = TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer"}
+	cfg.ClientConfig.URL = idp.URL
+	cfg.ClientConfig.ClientID = "rs-basic"
+	cfg.ClientConfig.ClientSecret = "rs-basic-secret"
+	cfg.ForwardHeaders = map[string]string{"Group": "grp", "Expires-At": "exp"}
+	cfg.Claims = "Equals(`grp`, `admin`)"
+	cfg.ForwardAuthorization = true
+	cfg.Cache.TTLSeconds = 0 // every request is a miss
+	h, err := New(context.Background(), http.NotFoundHandler(), cfg, "benchmiss@test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Authorization", "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token")
+	rw := httptest.NewRecorder()
+	rw.Body = nil
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.ServeHTTP(rw, req)
+	}
+	if req.Header.Get("Group") != "admin" {
+		b.Fatalf("the request was not authorized")
+	}
+}

@@ -104,12 +104,13 @@ func (c *verdictCache) len() int {
 // others get the same pending and wait for it.
 func (c *verdictCache) join(key cacheKey) (*pending, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if p := c.inflight[key]; p != nil {
+		c.mu.Unlock()
 		return p, false
 	}
 	p := &pending{done: make(chan struct{})}
 	c.inflight[key] = p
+	c.mu.Unlock()
 	return p, true
 }
 

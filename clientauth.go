@@ -49,6 +49,11 @@ type clientAuth struct {
 	signer   crypto.Signer // private_key_jwt
 	alg      string        // RS256 or ES256
 	audience string        // the endpoint URL, the aud of assertions
+	// fixedForm and fixedHeader are the credentials of a method whose credentials never change
+	// (an inline secret, tls_client_auth, none), computed once.
+	fixed       bool
+	fixedForm   string
+	fixedHeader string
 }
 
 // compileClientAuth validates the client authentication options. It returns nil when the
@@ -66,21 +71,31 @@ func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
 		method = authSecretBasic
 	}
 	a := &clientAuth{method: method, clientID: cc.ClientID, audience: cc.URL}
+	var err error
 	switch method {
 	case authSecretBasic, authSecretPost:
-		return a, a.compileSecret(cc)
+		err = a.compileSecret(cc)
 	case authPrivateKeyJWT:
-		return a, a.compileKey(cc)
+		err = a.compileKey(cc)
 	case authTLSClient:
 		if cc.TLS.Cert == "" || cc.TLS.Key == "" {
 			return nil, errors.New("clientConfig.tls.cert: required, with tls.key, by authMethod tls_client_auth")
 		}
-		return a, a.requireClientID()
+		err = a.requireClientID()
 	case authNone:
-		return a, nil
+	default:
+		return nil, fmt.Errorf("clientConfig.authMethod: unknown %q; known: %s, %s, %s, %s, %s",
+			method, authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authNone)
 	}
-	return nil, fmt.Errorf("clientConfig.authMethod: unknown %q; known: %s, %s, %s, %s, %s",
-		method, authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authNone)
+	if err != nil {
+		return nil, err
+	}
+	if method != authPrivateKeyJWT && (a.secret == nil || a.secret.path == "") {
+		// Nothing changes between calls: compute the credentials once.
+		a.fixedForm, a.fixedHeader, _ = a.credentials(time.Time{})
+		a.fixed = true
+	}
+	return a, nil
 }
 
 func (a *clientAuth) requireClientID() error {
@@ -199,6 +214,9 @@ func algorithmFor(key crypto.Signer, alg string) (string, error) {
 // credentials returns what one call adds to the form body (starting with "&") and the value of its
 // Authorization header, if any. An assertion is made for each call: its jti must be unique.
 func (a *clientAuth) credentials(now time.Time) (form, authorization string, err error) {
+	if a.fixed {
+		return a.fixedForm, a.fixedHeader, nil
+	}
 	switch a.method {
 	case authSecretBasic:
 		// RFC 6749 section 2.3.1: id and secret are form-encoded before they are joined, so that a

@@ -393,12 +393,11 @@ func isTokenChar(c byte) bool {
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no control characters but tab.
+// One compiled call: a byte loop costs the interpreter about 0.5 µs a byte.
 func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsAny(s, controlChars)
 }
+
+// controlChars are the ASCII control characters but tab, and DEL.
+const controlChars = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0a\x0b\x0c\x0d\x0e\x0f" +
+	"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
