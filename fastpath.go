@@ -47,6 +47,9 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	if len(vals) != 1 || len(vals[0]) <= len(f.prefix) || !strings.EqualFold(vals[0][:len(f.prefix)], f.prefix) {
 		return false
 	}
+	// Only a token that passed these checks was ever introspected, so only such a token's digest
+	// can be in the cache; they are repeated here all the same, so that the fast path never relies
+	// on that, and so that a huge header costs no hashing.
 	token := vals[0][len(f.prefix):]
 	if len(token) > f.maxLen || strings.Trim(token, visibleASCII) != "" {
 		return false

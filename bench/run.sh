@@ -31,78 +31,21 @@
 #   TRAEFIK_BIN        a Traefik binary to use instead of scripts/build-traefik.sh's
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "${BENCH_DIR}/.." && pwd)"
+LIB_TAG=bench
+KEEP_WORK="${BENCH_KEEP:-}"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # BENCH_DIR, REPO, say, die, cleanup traps, helpers
 DURATION="${BENCH_DURATION:-15}"
 WARMUP="${BENCH_WARMUP:-3}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 MISS_TOKENS="${BENCH_MISS_TOKENS:-$((DURATION * 1700))}"
 WARM_TOKENS=3000 # row 4's warm-up uses its own tokens, never reused in the measured run
-MODULE="github.com/tokengate/oauthintrospection"
-PASS_MODULE="github.com/tokengate/passthrough"
-
-say() { printf '[bench] %s\n' "$*" >&2; }
-die() { say "error: $*"; FAILED=1; exit 1; }
-
-# ---------------------------------------------------------------------------------------------
-# Cleanup: stop what we started (by PID), on exit, error or Ctrl-C.
-
-PIDS=()
-FAILED=""
-stop_pid() { # stop_pid PID: SIGTERM, up to 5 s, then SIGKILL
-  local pid=$1 i
-  kill -TERM "${pid}" 2>/dev/null || return 0
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "${pid}" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "${pid}" 2>/dev/null || true
-  wait "${pid}" 2>/dev/null || true
-}
-cleanup() {
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${PIDS[@]}"; do stop_pid "${pid}"; done
-  if [[ -n "${WORK:-}" ]]; then
-    if [[ -n "${BENCH_KEEP:-}" || -n "${FAILED}" ]]; then
-      say "work directory kept: ${WORK}"
-    else
-      rm -rf "${WORK}"
-    fi
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites.
 
-for cmd in go node npm curl taskset awk; do
-  command -v "${cmd}" >/dev/null || die "${cmd} is not on PATH"
-done
-if ! command -v wrk >/dev/null; then
-  say "installing wrk (apt-get)"
-  SUDO=""
-  [[ "$(id -u)" == 0 ]] || SUDO="sudo"
-  ${SUDO} apt-get update >&2 && ${SUDO} apt-get install -y wrk >&2 || die "cannot install wrk"
-fi
-NCPU="$(nproc)"
-((NCPU >= 2)) || die "needs at least 2 CPUs (Traefik on CPU 0, the load on CPU 1); this machine has ${NCPU}"
-PIN_TRAEFIK=(taskset -c 0)
-PIN_LOAD=(taskset -c 1)
-
-if [[ ! -d "${REPO}/e2e/idp/node_modules/oidc-provider" ]]; then
-  say "installing the IdP's dependencies (npm ci)"
-  (cd "${REPO}/e2e/idp" && npm ci --no-audit --no-fund >&2)
-fi
-say "getting Traefik (scripts/build-traefik.sh)"
-TRAEFIK="$("${REPO}/scripts/build-traefik.sh")"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/oauthintrospection-bench.XXXXXX")"
-say "work directory: ${WORK}"
-say "building the backend and the token minter"
-(cd "${BENCH_DIR}" && GOWORK=off go build -o "${WORK}/bin/" ./backend ./mint)
+require_tools
+setup_common oauthintrospection-bench
 
 # ---------------------------------------------------------------------------------------------
 # Go micro-benchmarks first, while nothing else runs (compiled and interpreted by Yaegi).
@@ -114,35 +57,6 @@ say "go test -bench (compiled and Yaegi)"
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-# free_port: a TCP port nobody listens on, on 127.0.0.1.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null || { echo "${p}"; return; }
-  done
-}
-
-# wait_for SECONDS PID WHAT COMMAND...: poll COMMAND until it succeeds; fail if PID dies or time runs out.
-wait_for() {
-  local secs=$1 pid=$2 what=$3
-  shift 3
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "${pid}" 2>/dev/null || die "${what} exited; see the logs in ${WORK}"
-    ((SECONDS < deadline)) || die "${what} not ready after ${secs}s; see the logs in ${WORK}"
-    sleep 0.1
-  done
-}
-
-# http_is CODE URL [curl args...]: the URL answers with status CODE.
-http_is() {
-  local want=$1 url=$2
-  shift 2
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "${url}")" == "${want}" ]]
-}
-
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime; comm has no spaces
 core_ticks() { awk -v c="cpu$1" '$1 == c {print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat; } # busy idle
 # busy_pct "BUSY0 IDLE0" "BUSY1 IDLE1": how busy a core was between two core_ticks samples.
@@ -172,14 +86,8 @@ run_wrk() {
 # ---------------------------------------------------------------------------------------------
 # Backend and IdP, on CPU 1.
 
-BACKEND_PORT="$(free_port)"
-"${PIN_LOAD[@]}" "${WORK}/bin/backend" -addr "127.0.0.1:${BACKEND_PORT}" >"${WORK}/backend.log" 2>&1 &
-BACKEND_PID=$!
-PIDS+=("${BACKEND_PID}")
-
-(cd "${REPO}/e2e/idp" && exec "${PIN_LOAD[@]}" env IDP_PORT=0 node server.js) >"${WORK}/idp.out" 2>"${WORK}/idp.log" &
-IDP_PID=$!
-PIDS+=("${IDP_PID}")
+start_backend
+start_idp "${REPO}/e2e/idp"
 
 wait_for 30 "${BACKEND_PID}" "the backend" http_is 200 "http://127.0.0.1:${BACKEND_PORT}/"
 wait_for 60 "${IDP_PID}" "the IdP" grep -q '^IDP_READY ' "${WORK}/idp.out"
@@ -198,42 +106,12 @@ HOT_TOKEN="$(head -n 1 "${WORK}/tokens.txt")"
 # ---------------------------------------------------------------------------------------------
 # Traefik: plugins-local copies, static and dynamic configuration.
 
-PLUGIN_DIR="${WORK}/plugins-local/src/${MODULE}"
-PASS_DIR="${WORK}/plugins-local/src/${PASS_MODULE}"
-mkdir -p "${PLUGIN_DIR}" "${PASS_DIR}"
-for f in "${REPO}"/*.go; do
-  [[ "${f}" == *_test.go ]] || cp "${f}" "${PLUGIN_DIR}/"
-done
-cp "${REPO}/go.mod" "${REPO}/.traefik.yml" "${PLUGIN_DIR}/"
-cp "${REPO}/e2e/testdata/passthrough/"{passthrough.go,go.mod,.traefik.yml} "${PASS_DIR}/"
+layout_our_plugin
+layout_plugin "${PASS_MODULE}" "${REPO}/e2e/testdata/passthrough" passthrough.go go.mod .traefik.yml
 
 WEB_PORT="$(free_port)"
 WEB="http://127.0.0.1:${WEB_PORT}"
-cat >"${WORK}/traefik.yml" <<EOF
-global:
-  checkNewVersion: false
-  sendAnonymousUsage: false
-entryPoints:
-  web:
-    address: "127.0.0.1:${WEB_PORT}"
-    transport:
-      lifeCycle:
-        graceTimeOut: 1s
-log:
-  level: ERROR
-  noColor: true
-  filePath: "${WORK}/traefik.log"
-experimental:
-  localPlugins:
-    oAuthIntrospection:
-      moduleName: ${MODULE}
-    passthrough:
-      moduleName: ${PASS_MODULE}
-providers:
-  file:
-    filename: "${WORK}/dynamic.yml"
-    watch: false
-EOF
+write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MODULE}" passthrough="${PASS_MODULE}"
 
 # The Hub manifest of the README; auth-miss is the same under another name (its own cache), and
 # flood adds negative caching.
@@ -251,10 +129,6 @@ auth_mw() { # auth_mw NAME [cache yaml]
 EOF
   [[ -z "${2:-}" ]] || printf '          cache: %s\n' "$2"
 }
-router() { # router NAME PATH [middleware]
-  printf '    %s:\n      entryPoints: [web]\n      rule: "Path(`%s`)"\n      service: backend\n' "$1" "$2"
-  [[ -z "${3:-}" ]] || printf '      middlewares: [%s]\n' "$3"
-}
 {
   echo "http:"
   echo "  routers:"
@@ -270,16 +144,11 @@ router() { # router NAME PATH [middleware]
   auth_mw auth
   auth_mw auth-miss
   auth_mw flood '{negativeTtlSeconds: "60", maxEntries: "10000"}'
-  echo "  services:"
-  echo "    backend:"
-  echo "      loadBalancer:"
-  echo "        servers: [{url: \"http://127.0.0.1:${BACKEND_PORT}\"}]"
+  backend_service
 } >"${WORK}/dynamic.yml"
 
 say "starting Traefik on ${WEB} (CPU 0)"
-(cd "${WORK}" && exec "${PIN_TRAEFIK[@]}" "${TRAEFIK}" --configFile="${WORK}/traefik.yml") >"${WORK}/traefik.out" 2>&1 &
-TRAEFIK_PID=$!
-PIDS+=("${TRAEFIK_PID}")
+start_traefik
 
 # Ready when every route answers as it should (the plugins are interpreted at start).
 BEARER=(-H "Authorization: Bearer ${HOT_TOKEN}")
