@@ -17,3 +17,9 @@ demo:
 .PHONY: bench
 bench:
 	bash bench/run.sh
+
+# Chaos under load: wrk against the plugin while the IdP is killed and restarted every 5 s;
+# fails if a request without a valid token gets through or Traefik goes down. About 2 minutes.
+.PHONY: chaos
+chaos:
+	bash bench/chaos.sh

@@ -14,6 +14,8 @@
 #   +  a flood of random bogus tokens against a negative-caching route (Traefik's memory)
 #
 # and prints one table. Traefik runs alone on CPU 0; wrk, the IdP and the backend share CPU 1.
+# The setup it shares with bench/chaos.sh (processes, readiness, Traefik's configuration) is in
+# bench/lib.sh.
 #
 # Row 4 uses pre-minted tokens, cycled by wrk, with the default cache: every request brings a
 # token Traefik has never seen, so each one costs a real introspection plus a cache store (and,

@@ -1,0 +1,224 @@
+# Shared setup of bench/run.sh and bench/chaos.sh; sourced, never run. Everything listens on
+# 127.0.0.1. The sourcing script sets, before sourcing:
+#
+#   LIB_TAG    the prefix of its log lines on stderr ("bench" gives "[bench] ...")
+#   KEEP_WORK  non-empty to keep the work directory even after a successful run
+#
+# and gets: logging (say, die), cleanup of the processes it started (PIDS, stop_pid, a trap on
+# EXIT, INT and TERM), the prerequisites (wrk, the IdP's npm packages, the Traefik binary), a work
+# directory, the backend and token minter builds, readiness polling, the plugins-local layout,
+# Traefik's static configuration, and starting the backend, the IdP and Traefik.
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "${BENCH_DIR}/.." && pwd)"
+MODULE="github.com/tokengate/oauthintrospection"
+PASS_MODULE="github.com/tokengate/passthrough"
+
+say() { printf '[%s] %s\n' "${LIB_TAG}" "$*" >&2; }
+die() { say "error: $*"; FAILED=1; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: stop what we started (by PID), on exit, error or Ctrl-C.
+
+PIDS=()
+FAILED=""
+stop_pid() { # stop_pid PID: SIGTERM (and SIGCONT), up to 5 s, then SIGKILL
+  local pid=$1 i
+  kill -TERM "${pid}" 2>/dev/null || return 0
+  kill -CONT "${pid}" 2>/dev/null || true # a stopped process gets its SIGTERM only once resumed
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+  wait "${pid}" 2>/dev/null || true
+}
+# untrack_pid PID: forget a child that has exited and been reaped, so that cleanup never signals
+# a process that later got the same PID.
+untrack_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ "${p}" == "$1" ]] || keep+=("${p}"); done
+  PIDS=("${keep[@]}")
+}
+cleanup() {
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "${pid}"; done
+  if [[ -n "${WORK:-}" ]]; then
+    if [[ -n "${KEEP_WORK:-}" || -n "${FAILED}" ]]; then
+      say "work directory kept: ${WORK}"
+    else
+      rm -rf "${WORK}"
+    fi
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites.
+
+# require_tools: the commands every script needs are on PATH; wrk is installed with apt-get if
+# missing; at least 2 CPUs. Sets NCPU, PIN_TRAEFIK (CPU 0) and PIN_LOAD (CPU 1).
+require_tools() {
+  local cmd
+  for cmd in go node npm curl taskset awk; do
+    command -v "${cmd}" >/dev/null || die "${cmd} is not on PATH"
+  done
+  if ! command -v wrk >/dev/null; then
+    say "installing wrk (apt-get)"
+    local sudo=""
+    [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    ${sudo} apt-get update >&2 && ${sudo} apt-get install -y wrk >&2 || die "cannot install wrk"
+  fi
+  NCPU="$(nproc)"
+  ((NCPU >= 2)) || die "needs at least 2 CPUs (Traefik on CPU 0, the load on CPU 1); this machine has ${NCPU}"
+  PIN_TRAEFIK=(taskset -c 0)
+  PIN_LOAD=(taskset -c 1)
+}
+
+# setup_common PREFIX: the IdP's npm packages, the Traefik binary (TRAEFIK), a new work directory
+# (WORK, named PREFIX.XXXXXX) and the backend and minter binaries in WORK/bin.
+setup_common() {
+  if [[ ! -d "${REPO}/e2e/idp/node_modules/oidc-provider" ]]; then
+    say "installing the IdP's dependencies (npm ci)"
+    (cd "${REPO}/e2e/idp" && npm ci --no-audit --no-fund >&2)
+  fi
+  say "getting Traefik (scripts/build-traefik.sh)"
+  TRAEFIK="$("${REPO}/scripts/build-traefik.sh")"
+
+  WORK="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+  say "work directory: ${WORK}"
+  say "building the backend and the token minter"
+  (cd "${BENCH_DIR}" && GOWORK=off go build -o "${WORK}/bin/" ./backend ./mint)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+
+# free_port: a TCP port nobody listens on, on 127.0.0.1.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null || { echo "${p}"; return; }
+  done
+}
+
+# wait_for SECONDS PID WHAT COMMAND...: poll COMMAND until it succeeds; fail if PID dies or time runs out.
+wait_for() {
+  local secs=$1 pid=$2 what=$3
+  shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "${pid}" 2>/dev/null || die "${what} exited; see the logs in ${WORK}"
+    ((SECONDS < deadline)) || die "${what} not ready after ${secs}s; see the logs in ${WORK}"
+    sleep 0.1
+  done
+}
+
+# http_is CODE URL [curl args...]: the URL answers with status CODE.
+http_is() {
+  local want=$1 url=$2
+  shift 2
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "${url}")" == "${want}" ]]
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------------------------------------
+# Processes. Each start_* function runs its process in the background, records its PID in PIDS
+# and in the variable it names; the caller polls readiness with wait_for.
+
+# start_backend: the Go backend on a free port, on CPU 1. Sets BACKEND_PORT, BACKEND_PID.
+start_backend() {
+  BACKEND_PORT="$(free_port)"
+  "${PIN_LOAD[@]}" "${WORK}/bin/backend" -addr "127.0.0.1:${BACKEND_PORT}" >"${WORK}/backend.log" 2>&1 &
+  BACKEND_PID=$!
+  PIDS+=("${BACKEND_PID}")
+}
+
+# start_idp DIR [VAR=value...]: node server.js from DIR on CPU 1, with the extra environment;
+# stdout (the IDP_READY line) appended to WORK/idp.out, stderr to WORK/idp.log. Sets IDP_PID.
+start_idp() {
+  local dir=$1
+  shift
+  (cd "${dir}" && exec "${PIN_LOAD[@]}" env IDP_PORT=0 "$@" node server.js) >>"${WORK}/idp.out" 2>>"${WORK}/idp.log" &
+  IDP_PID=$!
+  PIDS+=("${IDP_PID}")
+}
+
+# layout_plugin MODULE SRC FILES...: plugins-local/src/MODULE in WORK with copies of FILES from SRC.
+layout_plugin() {
+  local dir="${WORK}/plugins-local/src/$1" src=$2 f
+  shift 2
+  mkdir -p "${dir}"
+  for f in "$@"; do cp "${src}/${f}" "${dir}/"; done
+}
+
+# layout_our_plugin: this repository's plugin (its non-test .go files, go.mod, .traefik.yml).
+layout_our_plugin() {
+  local files=() f
+  for f in "${REPO}"/*.go; do
+    [[ "${f}" == *_test.go ]] || files+=("$(basename "${f}")")
+  done
+  layout_plugin "${MODULE}" "${REPO}" "${files[@]}" go.mod .traefik.yml
+}
+
+# write_static_config FILE WEB_PORT NAME=MODULE...: Traefik's static configuration: one entry point
+# on 127.0.0.1:WEB_PORT, log level ERROR to WORK/traefik.log, the local plugins named, and the
+# dynamic configuration from WORK/dynamic.yml (not watched).
+write_static_config() {
+  local file=$1 port=$2 p
+  shift 2
+  {
+    cat <<EOF
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+entryPoints:
+  web:
+    address: "127.0.0.1:${port}"
+    transport:
+      lifeCycle:
+        graceTimeOut: 1s
+log:
+  level: ERROR
+  noColor: true
+  filePath: "${WORK}/traefik.log"
+experimental:
+  localPlugins:
+EOF
+    for p in "$@"; do
+      printf '    %s:\n      moduleName: %s\n' "${p%%=*}" "${p#*=}"
+    done
+    cat <<EOF
+providers:
+  file:
+    filename: "${WORK}/dynamic.yml"
+    watch: false
+EOF
+  } >"${file}"
+}
+
+# router NAME PATH [middleware]: one router of the dynamic configuration, to the service backend.
+router() {
+  printf '    %s:\n      entryPoints: [web]\n      rule: "Path(`%s`)"\n      service: backend\n' "$1" "$2"
+  [[ -z "${3:-}" ]] || printf '      middlewares: [%s]\n' "$3"
+}
+
+# backend_service: the services section of the dynamic configuration.
+backend_service() {
+  echo "  services:"
+  echo "    backend:"
+  echo "      loadBalancer:"
+  echo "        servers: [{url: \"http://127.0.0.1:${BACKEND_PORT}\"}]"
+}
+
+# start_traefik: Traefik on CPU 0 with WORK/traefik.yml, run from WORK. Sets TRAEFIK_PID.
+start_traefik() {
+  (cd "${WORK}" && exec "${PIN_TRAEFIK[@]}" "${TRAEFIK}" --configFile="${WORK}/traefik.yml") >"${WORK}/traefik.out" 2>&1 &
+  TRAEFIK_PID=$!
+  PIDS+=("${TRAEFIK_PID}")
+}
