@@ -126,6 +126,28 @@ func (c *verdictCache) finish(key cacheKey, p *pending, v *verdict, now int64, c
 	close(p.done)
 }
 
+// staleRetrySeconds is how long a stale answer serves before the IdP is asked again: during an
+// outage each cached token costs at most one failing call a second, not one per request.
+const staleRetrySeconds = 1
+
+// finishStale publishes the stale verdict of old to the waiters, and serves it for
+// staleRetrySeconds more (never past staleUntil) before the IdP is tried again.
+func (c *verdictCache) finishStale(key cacheKey, p *pending, old *cacheEntry, now int64) {
+	p.v = old.v
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if c.entries[key] == old {
+		e := *old
+		e.freshUntil = capAt(now+staleRetrySeconds, old.staleUntil)
+		if e.passUntil != 0 {
+			e.passUntil = capAt(e.freshUntil, old.v.exp)
+		}
+		c.entries[key] = &e
+	}
+	c.mu.Unlock()
+	close(p.done)
+}
+
 // store caches v under key. It is called with the write lock held.
 func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
 	if c.ttl <= 0 {
@@ -298,14 +320,12 @@ func (m *middleware) resolve(req *http.Request, token string, rendered http.Head
 	}
 	// The call outlives the leader's request if that one is cancelled: others may be waiting.
 	v := m.introspect(context.WithoutCancel(req.Context()), rendered, token)
-	cacheable := true
-	old := m.cache.get(key)
-	if v.status == http.StatusServiceUnavailable && old != nil && now < old.staleUntil {
+	if old := m.cache.get(key); v.status == http.StatusServiceUnavailable && old != nil && now < old.staleUntil {
 		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
-		v = old.v
-		cacheable = false
+		m.cache.finishStale(key, p, old, now)
+		return old.v
 	}
-	m.cache.finish(key, p, v, now, cacheable)
+	m.cache.finish(key, p, v, now, true)
 	return v
 }
 

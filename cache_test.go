@@ -353,6 +353,21 @@ func TestStaleIfError(t *testing.T) {
 			if rig.calls() != 1 {
 				t.Errorf("IdP calls = %d, want 1 (an expired entry is refreshed first)", rig.calls())
 			}
+			if test.want != http.StatusOK {
+				return
+			}
+			// Served stale, the answer is re-armed for staleRetrySeconds (never past staleUntil):
+			// the next request does not wait for another failing call.
+			e := rig.m.cache.get(key)
+			if e == nil || e.freshUntil <= now || e.freshUntil > now+staleRetrySeconds+1 || e.staleUntil != now+test.staleUntil {
+				t.Fatalf("entry after a stale answer: %+v", e)
+			}
+			expectStatus(t, rig.do("tok"), http.StatusOK)
+			// Time is in whole seconds: only when the clock has not reached freshUntil yet must the
+			// second request have been a hit.
+			if time.Now().Unix() < e.freshUntil && rig.calls() != 1 {
+				t.Errorf("IdP calls = %d, want still 1", rig.calls())
+			}
 		})
 	}
 }
