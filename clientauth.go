@@ -48,7 +48,8 @@ type clientAuth struct {
 	secret   *secretSource // client_secret_basic and client_secret_post
 	signer   crypto.Signer // private_key_jwt
 	alg      string        // RS256 or ES256
-	audience string        // the endpoint URL, the aud of assertions
+	audience string        // the aud of assertions: assertionAudience, or the endpoint URL
+	keyID    string        // the kid of assertions, or ""
 	// fixedForm and fixedHeader are the credentials of a method whose credentials never change
 	// (an inline secret, tls_client_auth, none), computed once.
 	fixed       bool
@@ -70,7 +71,10 @@ func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
 		}
 		method = authSecretBasic
 	}
-	a := &clientAuth{method: method, clientID: cc.ClientID, audience: cc.URL}
+	a := &clientAuth{method: method, clientID: cc.ClientID, audience: cc.URL, keyID: cc.KeyID}
+	if cc.AssertionAudience != "" {
+		a.audience = cc.AssertionAudience
+	}
 	var err error
 	switch method {
 	case authSecretBasic, authSecretPost:
@@ -241,13 +245,17 @@ func (a *clientAuth) credentials(now time.Time) (form, authorization string, err
 }
 
 // assertion signs a client assertion (RFC 7523 section 3): iss and sub are the client, aud the
-// endpoint, with a short lifetime and a unique jti.
+// endpoint (or assertionAudience), with a short lifetime and a unique jti.
 func (a *clientAuth) assertion(now time.Time) (string, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("making a jti: %w", err)
 	}
-	header, err := json.Marshal(map[string]any{"alg": a.alg, "typ": "JWT"})
+	head := map[string]any{"alg": a.alg, "typ": "JWT"}
+	if a.keyID != "" {
+		head["kid"] = a.keyID
+	}
+	header, err := json.Marshal(head)
 	if err != nil {
 		return "", err
 	}

@@ -142,15 +142,19 @@ func TestClientSecretPost(t *testing.T) {
 func TestPrivateKeyJWT(t *testing.T) {
 	rsaPEM, rsaKey := rsaKeyPEM(t)
 	ecPEM, ecKey := ecKeyPEM(t)
+	verifyRSA := func(digest, sig []byte) bool {
+		return rsa.VerifyPKCS1v15(&rsaKey.PublicKey, crypto.SHA256, digest, sig) == nil
+	}
 	testCases := []struct {
-		desc   string
-		pem    string
-		alg    string
-		verify func(digest, sig []byte) bool
+		desc     string
+		pem      string
+		alg      string
+		audience string // assertionAudience; "" means the endpoint URL
+		kid      string
+		verify   func(digest, sig []byte) bool
 	}{
-		{desc: "RS256", pem: rsaPEM, alg: "RS256", verify: func(digest, sig []byte) bool {
-			return rsa.VerifyPKCS1v15(&rsaKey.PublicKey, crypto.SHA256, digest, sig) == nil
-		}},
+		{desc: "RS256", pem: rsaPEM, alg: "RS256", verify: verifyRSA},
+		{desc: "RS256 with the issuer as audience and a kid", pem: rsaPEM, alg: "RS256", audience: "https://idp.example/realms/r", kid: "key-1", verify: verifyRSA},
 		{desc: "ES256", pem: ecPEM, alg: "ES256", verify: func(digest, sig []byte) bool {
 			if len(sig) != 64 {
 				return false
@@ -171,6 +175,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg.ClientConfig.PrivateKeyFile = keyFile
+			cfg.ClientConfig.AssertionAudience = test.audience
+			cfg.ClientConfig.KeyID = test.kid
+			wantAudience := test.audience
+			if wantAudience == "" {
+				wantAudience = idp.srv.URL + "/introspect"
+			}
 			jtis := map[string]bool{}
 			for i := 0; i < 2; i++ {
 				if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
@@ -179,10 +189,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 				form, auth := idp.last(t)
 				expectEqual(t, "Authorization", auth, "")
 				expectEqual(t, "client_assertion_type", form.Get("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-				claims := checkAssertion(t, form.Get("client_assertion"), test.alg, test.verify)
+				header, claims := checkAssertion(t, form.Get("client_assertion"), test.alg, test.verify)
+				kid, _ := header["kid"].(string)
+				expectEqual(t, "kid", kid, test.kid)
 				expectEqual(t, "iss", claims["iss"].(string), "rs-jwt")
 				expectEqual(t, "sub", claims["sub"].(string), "rs-jwt")
-				expectEqual(t, "aud", claims["aud"].(string), idp.srv.URL+"/introspect")
+				expectEqual(t, "aud", claims["aud"].(string), wantAudience)
 				exp := int64(claims["exp"].(float64))
 				if now := time.Now().Unix(); exp <= now || exp > now+120 {
 					t.Errorf("exp is %d s from now, want a short lifetime", exp-now)
@@ -197,8 +209,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 }
 
-// checkAssertion verifies a compact JWS and returns its claims.
-func checkAssertion(t *testing.T, jws, alg string, verify func(digest, sig []byte) bool) map[string]any {
+// checkAssertion verifies a compact JWS and returns its header and claims.
+func checkAssertion(t *testing.T, jws, alg string, verify func(digest, sig []byte) bool) (map[string]any, map[string]any) {
 	t.Helper()
 	parts := strings.Split(jws, ".")
 	if len(parts) != 3 {
@@ -223,7 +235,7 @@ func checkAssertion(t *testing.T, jws, alg string, verify func(digest, sig []byt
 	if !verify(digest[:], sig) {
 		t.Errorf("the signature does not verify with the public key")
 	}
-	return claims
+	return header, claims
 }
 
 func TestTLSClientAuthAndNone(t *testing.T) {

@@ -85,6 +85,11 @@ type ClientConfig struct {
 	PrivateKeyFile string
 	// SigningAlgorithm is RS256 or ES256. If empty, it follows the key: RS256 for RSA, ES256 for EC.
 	SigningAlgorithm string
+	// AssertionAudience is the aud of private_key_jwt assertions. If empty, URL is used; some IdPs,
+	// Keycloak among them, want their issuer instead.
+	AssertionAudience string
+	// KeyID is sent as the kid of private_key_jwt assertions. If empty, no kid is sent.
+	KeyID string
 }
 
 // TLSConfig configures TLS to the introspection endpoint. CA, Cert and Key hold PEM content or the
