@@ -578,11 +578,10 @@ func setupTest(t *testing.T) {
 	})
 }
 
-// token gets a client_credentials access token from the IdP at idpURL.
-func token(t *testing.T, idpURL, clientID, secret, scope string) string {
+// postForm POSTs form to endpoint with HTTP Basic client credentials and returns the body of a 200.
+func postForm(t *testing.T, what, endpoint, clientID, secret string, form url.Values) []byte {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
-	req, err := http.NewRequest(http.MethodPost, idpURL+"/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,13 +589,21 @@ func token(t *testing.T, idpURL, clientID, secret, scope string) string {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("token request: %v", err)
+		t.Fatalf("%s request: %v", what, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("token request: %d %s", resp.StatusCode, body)
+		t.Fatalf("%s: %d %s", what, resp.StatusCode, body)
 	}
+	return body
+}
+
+// token gets a client_credentials access token from the IdP at idpURL.
+func token(t *testing.T, idpURL, clientID, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	body := postForm(t, "token", idpURL+"/token", clientID, secret, form)
 	var tr struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -627,21 +634,7 @@ func userToken(t *testing.T) string {
 func revoke(t *testing.T, idpURL, clientID, secret, tok string) {
 	t.Helper()
 	form := url.Values{"token": {tok}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequest(http.MethodPost, idpURL+"/token/revocation", strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(clientID, secret)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("revocation request: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("revocation: %d %s", resp.StatusCode, body)
-	}
+	postForm(t, "revocation", idpURL+"/token/revocation", clientID, secret, form)
 }
 
 // response is what a call through Traefik returned.
