@@ -31,8 +31,8 @@ echo "using $TRAEFIK_BIN"
 step "end-to-end: IdP smoke tests"
 (cd e2e/idp && npm test)
 
-step "end-to-end: real Traefik + node-oidc-provider"
-(cd e2e && go vet ./... && go test -count=1 -timeout 20m ./...)
-
 step "demo: the README's demo command, started, checked (200/401/403) and stopped"
 TRAEFIK_PORT=18080 TRAEFIK_PING_PORT=18082 IDP_PORT=19090 BACKEND_PORT=19091 make -C demo smoke
+
+step "end-to-end: real Traefik + node-oidc-provider"
+(cd e2e && go vet ./... && go test -count=1 -timeout 20m ./...)
