@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,7 +20,10 @@ type fastPath struct {
 	maxLen      int      // longest token accepted
 	forward     []string // canonical forwardHeaders names, aligned with verdict.values
 	forwardAuth bool
-	cache       *verdictCache
+	// The cache's lock and map, held directly: each selector costs the interpreter on every hit.
+	// The map is made once with the cache and never replaced.
+	mu      *sync.RWMutex
+	entries map[cacheKey]*cacheEntry
 }
 
 // newFastPath returns the fast path of s, or nil when s has none: the token must come from a
@@ -28,7 +32,7 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 	if s.source.header == "" || idp.templated != nil || s.cache.TTLSeconds == 0 {
 		return nil
 	}
-	f := &fastPath{header: s.source.header, maxLen: s.source.maxLen, forwardAuth: s.forwardAuth, cache: cache}
+	f := &fastPath{header: s.source.header, maxLen: s.source.maxLen, forwardAuth: s.forwardAuth, mu: &cache.mu, entries: cache.entries}
 	if s.source.scheme != "" {
 		f.prefix = s.source.scheme + " "
 	}
@@ -43,20 +47,26 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 // unless forwardAuthorization, and the access-log user. When it returns false, req is untouched.
 // exp and nbf are checked on every hit (RFC 7662 section 2.2).
 func fastHit(f *fastPath, req *http.Request) bool {
-	vals := req.Header[f.header]
-	if len(vals) != 1 || len(vals[0]) <= len(f.prefix) || !strings.EqualFold(vals[0][:len(f.prefix)], f.prefix) {
+	h := req.Header
+	vals := h[f.header]
+	if len(vals) != 1 {
+		return false
+	}
+	value := vals[0]
+	n := len(f.prefix)
+	if len(value) <= n || len(value)-n > f.maxLen || !strings.EqualFold(value[:n], f.prefix) {
 		return false
 	}
 	// Only a token that passed these checks was ever introspected, so only such a token's digest
 	// can be in the cache; they are repeated here all the same, so that the fast path never relies
-	// on that, and so that a huge header costs no hashing.
-	token := vals[0][len(f.prefix):]
-	if len(token) > f.maxLen || strings.Trim(token, visibleASCII) != "" {
+	// on that. The length is checked first so that a huge header costs no hashing.
+	token := value[n:]
+	if strings.Trim(token, visibleASCII) != "" {
 		return false
 	}
-	f.cache.mu.RLock()
-	e := f.cache.entries[sha256.Sum256([]byte(token))]
-	f.cache.mu.RUnlock()
+	f.mu.RLock()
+	e := f.entries[sha256.Sum256([]byte(token))]
+	f.mu.RUnlock()
 	if e == nil {
 		return false
 	}
@@ -64,20 +74,20 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	if now >= e.passUntil || now < e.passFrom {
 		return false
 	}
-	v := e.v
+	values := e.v.values
 	for i, name := range f.forward {
-		if v.values[i] == "" {
-			delete(req.Header, name)
+		if values[i] == "" {
+			delete(h, name)
 		} else {
-			req.Header[name] = []string{v.values[i]}
+			h[name] = []string{values[i]}
 		}
 	}
 	if !f.forwardAuth {
-		delete(req.Header, f.header)
+		delete(h, f.header)
 	}
 	req.URL.User = nil
-	if v.username != "" {
-		req.URL.User = url.User(v.username)
+	if e.v.username != "" {
+		req.URL.User = url.User(e.v.username)
 	}
 	return true
 }
