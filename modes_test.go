@@ -8,6 +8,7 @@ package oauthintrospection
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 
@@ -79,6 +80,40 @@ func TestManifestTestData(t *testing.T) {
 			h, _, err := mode.build(t, &upstream{}, manifest.TestData, "testdata@file")
 			require.NoError(t, err)
 			require.NotNil(t, h)
+		})
+	}
+}
+
+// TestCRDOptions builds the Hub manifest from JSON, as the Kubernetes CRD provider hands options
+// over (numbers as float64, booleans as bool), in both modes, and serves a request with it.
+func TestCRDOptions(t *testing.T) {
+	for _, mode := range []struct {
+		name  string
+		build builder
+	}{{"compiled", compiledBuilder}, {"interpreted", interpretedBuilder}} {
+		t.Run(mode.name, func(t *testing.T) {
+			idp := newFakeIDP(t, answerJSON(`{"active":true,"grp":"admin","exp":4102444800}`))
+			options := decodeJSONOptions(t, `{
+				"tokenSource": {"header": "Authorization", "headerAuthScheme": "Bearer"},
+				"clientConfig": {"url": "`+idp.srv.URL+`", "headers": {"Authorization": "Basic ZXhhbXBsZTpleGFtcGxl"},
+					"tokenTypeHint": "access_token", "timeoutSeconds": 2, "maxRetries": 1},
+				"forwardAuthorization": true,
+				"forwardHeaders": {"Group": "grp", "Expires-At": "exp"},
+				"claims": "Equals(`+"`grp`, `admin`"+`)",
+				"cache": {"ttlSeconds": 10, "maxEntries": 100}
+			}`)
+			up := &upstream{}
+			h, _, err := mode.build(t, up, options, "crd@test")
+			require.NoError(t, err)
+			req := httptest.NewRequest(http.MethodGet, "/api", nil)
+			req.Header.Set("Authorization", "Bearer tok")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusOK, rec.Code)
+			seen, _ := up.seen()
+			assert.Equal(t, "admin", seen.Header.Get("Group"))
+			assert.Equal(t, "4102444800", seen.Header.Get("Expires-At"))
+			assert.Equal(t, "Bearer tok", seen.Header.Get("Authorization"), "forwardAuthorization: true (a JSON bool)")
 		})
 	}
 }
