@@ -269,22 +269,8 @@ func fingerprint(cfg *Config) string {
 	return string(sum[:])
 }
 
-// cached returns the verdict for token, from the cache or from the IdP. Without header templates,
-// the common case, a hit renders nothing: the key is the token's digest alone.
+// cached returns the verdict for token, from the cache or from the IdP.
 func (m *middleware) cached(req *http.Request, token string, now int64) *verdict {
-	if m.idp.templated != nil {
-		return m.cachedTemplated(req, token, now)
-	}
-	key := tokenKey(token, nil, nil)
-	if e := m.cache.get(key); e != nil && now < e.freshUntil {
-		return e.v
-	}
-	return m.resolve(req, token, nil, key, now)
-}
-
-// cachedTemplated is cached for configurations whose header templates make the answer depend on
-// the request: the rendered values are part of the key.
-func (m *middleware) cachedTemplated(req *http.Request, token string, now int64) *verdict {
 	rendered, err := m.idp.renderHeaders(req)
 	if err != nil {
 		m.logf("error", "introspection failed: "+err.Error())
@@ -298,8 +284,7 @@ func (m *middleware) cachedTemplated(req *http.Request, token string, now int64)
 }
 
 // resolve handles a miss: one introspection per key at a time, whatever the number of requests
-// waiting for it. A waiter gives up when its own request ends. rendered is nil when the headers
-// have not been rendered yet.
+// waiting for it. A waiter gives up when its own request ends.
 func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key cacheKey, now int64) *verdict {
 	p, leader := m.cache.join(key)
 	if !leader {
@@ -308,15 +293,6 @@ func (m *middleware) resolve(req *http.Request, token string, rendered http.Head
 			return p.v
 		}
 		return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection")
-	}
-	if rendered == nil {
-		var err error
-		if rendered, err = m.idp.renderHeaders(req); err != nil {
-			m.logf("error", "introspection failed: "+err.Error())
-			v := reject(http.StatusServiceUnavailable, nil, "introspection failed")
-			m.cache.finish(key, p, v, now, false)
-			return v
-		}
 	}
 	// The call outlives the leader's request if that one is cancelled: others may be waiting.
 	v := m.introspect(context.WithoutCancel(req.Context()), rendered, token)

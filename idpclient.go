@@ -32,6 +32,7 @@ type idpClient struct {
 	hintField  string // "&token_type_hint=..." or ""
 	headers    []headerTemplate
 	templated  []headerTemplate // the headers whose value depends on the request
+	static     http.Header      // all the headers, when none is templated; read-only
 	auth       *clientAuth      // nil when credentials come only from headers
 	client     *http.Client
 	timeout    time.Duration // bounds a whole introspection, retries included
@@ -78,6 +79,10 @@ func newIDPClient(s *settings) *idpClient {
 		if h.tmpl != nil {
 			c.templated = append(c.templated, h)
 		}
+	}
+	if c.templated == nil {
+		// Nothing depends on the request: build the headers once, not per call.
+		c.static, _ = c.renderHeaders(nil)
 	}
 	if s.hint != "" {
 		c.hintField = "&token_type_hint=" + url.QueryEscape(s.hint)
@@ -253,8 +258,12 @@ func decodeAnswer(resp *http.Response) (map[string]any, string) {
 	return obj, ""
 }
 
-// renderHeaders evaluates the configured header templates for this request.
+// renderHeaders evaluates the configured header templates for this request. The result is only
+// read: attempt copies its values into each outgoing request.
 func (c *idpClient) renderHeaders(incoming *http.Request) (http.Header, error) {
+	if c.static != nil {
+		return c.static, nil
+	}
 	h := make(http.Header, len(c.headers))
 	for _, t := range c.headers {
 		v := t.value

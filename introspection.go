@@ -133,7 +133,7 @@ func judge(s *settings, claims map[string]any) *verdict {
 	if active, ok := claims["active"].(bool); !ok || !active {
 		return reject(http.StatusUnauthorized, challengeInvalid, "token is not active")
 	}
-	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
+	v := &verdict{}
 	var ok bool
 	if v.exp, ok = timeClaim(claims, "exp", math.MaxInt64); !ok {
 		return reject(http.StatusServiceUnavailable, nil, "answer has a malformed exp")
