@@ -8,7 +8,6 @@ package oauthintrospection
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -39,20 +38,16 @@ func hostileIDP(w http.ResponseWriter, r *http.Request, call int) {
 // hostileRig is a middleware with all three token sources, identity headers and a username claim.
 func hostileRig(t *testing.T, name string, tune func(*Config)) (*fakeIDP, *upstream, *middleware) {
 	t.Helper()
-	idp := newFakeIDP(t, hostileIDP)
-	cfg := bearerConfig(idp.srv.URL)
-	cfg.TokenSource = TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", Query: "access_token", Cookie: "session"}
-	cfg.ForwardHeaders = map[string]string{"X-User": "sub", "X-Group": "grp"}
-	cfg.UsernameClaim = "username"
-	if tune != nil {
-		tune(cfg)
-	}
-	up := &upstream{}
-	h, err := New(context.Background(), up, cfg, name)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return idp, up, h.(*middleware)
+	rig := newCacheRig(t, name, hostileIDP, func(cfg *Config) {
+		cfg.ClientConfig.TimeoutSeconds = 1
+		cfg.TokenSource = TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", Query: "access_token", Cookie: "session"}
+		cfg.ForwardHeaders = map[string]string{"X-User": "sub", "X-Group": "grp"}
+		cfg.UsernameClaim = "username"
+		if tune != nil {
+			tune(cfg)
+		}
+	})
+	return rig.idp, rig.up, rig.m
 }
 
 // setRaw sets header values as they are, bypassing the checks of Header.Set.
