@@ -260,3 +260,15 @@ func TestNewRejectsMissingArguments(t *testing.T) {
 		t.Errorf("New accepted a nil next handler")
 	}
 }
+
+// TestBackoff checks the retry waits: 50 ms doubled at each retry, jittered within its upper half.
+func TestBackoff(t *testing.T) {
+	for try := 0; try < 4; try++ {
+		base := 50 * time.Millisecond << uint(try)
+		for i := 0; i < 50; i++ {
+			if d := backoff(try); d < base/2 || d > base {
+				t.Fatalf("backoff(%d) = %v, want between %v and %v", try, d, base/2, base)
+			}
+		}
+	}
+}
