@@ -279,19 +279,26 @@ describe('e2e idp', () => {
 
 describe('e2e idp token lifetime', () => {
   it('honours IDP_ACCESS_TOKEN_TTL', async () => {
-    const idp = startIdp({ IDP_ACCESS_TOKEN_TTL: '1' });
+    // A TTL of 3 s: a 1 s token issued just before a second boundary can expire at once.
+    const idp = startIdp({ IDP_ACCESS_TOKEN_TTL: '3' });
     try {
       const issuer = await idp.ready;
       const t = await post(`${issuer}/token`, { grant_type: 'client_credentials', scope: 'api:read' }, {
         authorization: basic('app-user', 'app-user-secret'),
       });
-      assert.equal(t.json.expires_in, 1);
+      const issuedAt = Date.now();
+      assert.equal(t.json.expires_in, 3);
       const introspect = async () => (await post(`${issuer}/token/introspection`, { token: t.json.access_token }, {
         authorization: basic('rs-basic', 'rs-basic-secret'),
       })).json.active;
       assert.equal(await introspect(), true);
-      await new Promise((r) => { setTimeout(r, 2100); });
-      assert.equal(await introspect(), false);
+      // Poll with a deadline until the token turns inactive; it must not before about 2 s.
+      const deadline = issuedAt + 15000;
+      while (await introspect()) {
+        assert.ok(Date.now() < deadline, 'the token was still active 15 s after it was issued');
+        await new Promise((r) => { setTimeout(r, 100); });
+      }
+      assert.ok(Date.now() - issuedAt >= 1900, `inactive after ${Date.now() - issuedAt} ms, before its TTL`);
     } finally {
       assert.equal(await idp.stop(), 0);
     }
