@@ -1,11 +1,8 @@
 package oauthintrospection
 
 import (
-	"context"
 	"crypto/sha256"
-	"fmt"
 	"net/http"
-	"reflect"
 	"sync"
 	"sync/atomic"
 )
@@ -19,18 +16,26 @@ type CacheConfig struct {
 	// MaxEntries bounds the number of cached answers; the oldest is evicted first.
 	// If zero, 10000 is used.
 	MaxEntries int
+	// MaxBytes bounds the memory the cached answers hold, forwarded claims included; the oldest are
+	// evicted first. If zero, 32 MiB is used.
+	MaxBytes int
 	// NegativeTTLSeconds is how long an inactive answer is reused. If zero, inactive answers are not cached.
 	NegativeTTLSeconds int
-	// StaleIfErrorSeconds lets an active answer serve this long past its TTL while the IdP is
-	// failing, never past the token's exp. If zero, a failing IdP always gives 503.
+	// StaleIfErrorSeconds lets an active answer serve this long past its TTL while the IdP cannot
+	// be reached, never past the token's exp. If zero, a failing IdP always gives 503.
 	StaleIfErrorSeconds int
 }
 
 const (
 	defaultCacheTTL        = 30
 	defaultCacheMaxEntries = 10000
+	defaultCacheMaxBytes   = 32 << 20
 	maxCacheSeconds        = 86400
 	maxCacheEntries        = 1000000
+	maxCacheBytes          = 64 << 30
+	// entryOverhead is what one entry costs besides its strings: the map slot, the entry, the
+	// verdict, the ring slot and slice headers. Measured by BenchmarkCacheEntryBytes.
+	entryOverhead = 360
 )
 
 // cacheKey is the SHA-256 of a token (and of the rendered header templates, if any). An array key
@@ -41,12 +46,13 @@ type cacheKey [sha256.Size]byte
 type cacheEntry struct {
 	v          *verdict
 	freshUntil int64 // reused until then
-	staleUntil int64 // served when the IdP fails until then (0: never)
-	slot       int   // its place in the eviction ring
+	staleUntil int64 // served when the IdP cannot be reached until then (0: never)
 	// For the fast path: an allowing verdict lets requests through from passFrom (its nbf) until
 	// passUntil (the earlier of freshUntil and its exp); passUntil is 0 for any other verdict.
 	passFrom  int64
 	passUntil int64
+	slot      int // its place in the eviction ring
+	size      int // the bytes it is accounted for
 }
 
 // pending is an introspection in flight; requests that bring the same token wait for it.
@@ -57,16 +63,19 @@ type pending struct {
 }
 
 // verdictCache maps a token digest to its verdict, and coalesces concurrent misses. Memory is bounded
-// by a ring of maxEntries slots: every entry owns one slot, so the map never holds more entries than
-// there are slots, and inserting into a full ring evicts the oldest insertion in O(1). Oldest-first
-// is as good as LRU here because every entry expires within TTLSeconds anyway, and a hit then needs
-// only a read lock: it moves nothing.
+// twice: by a ring of maxEntries slots, where every entry owns one slot and inserting into a full
+// ring evicts the oldest insertion in O(1), and by maxBytes, the sum of the entries' sizes, which
+// evicts oldest-first too. Oldest-first is as good as LRU here because every entry expires within
+// TTLSeconds anyway, and a hit then needs only a read lock: it moves nothing.
 type verdictCache struct {
 	mu       sync.RWMutex
 	entries  map[cacheKey]*cacheEntry
-	ring     []cacheKey // grows up to max, then each insertion reuses the oldest slot
+	ring     []cacheKey // insertion order; grows up to max slots
+	head     int        // the oldest slot in use
+	used     int        // slots in use, from head on (some may belong to removed entries)
 	max      int
-	next     int
+	bytes    int // the sum of the entries' sizes
+	maxBytes int
 	inflight map[cacheKey]*pending
 	ttl      int64
 	negTTL   int64
@@ -74,15 +83,15 @@ type verdictCache struct {
 }
 
 func newVerdictCache(c CacheConfig) *verdictCache {
-	vc := &verdictCache{
+	return &verdictCache{
 		entries:  map[cacheKey]*cacheEntry{},
 		inflight: map[cacheKey]*pending{},
 		ttl:      int64(c.TTLSeconds),
 		negTTL:   int64(c.NegativeTTLSeconds),
 		stale:    int64(c.StaleIfErrorSeconds),
 		max:      c.MaxEntries,
+		maxBytes: c.MaxBytes,
 	}
-	return vc
 }
 
 // get returns the entry for key, fresh or not, or nil.
@@ -93,15 +102,8 @@ func (c *verdictCache) get(key cacheKey) *cacheEntry {
 	return e
 }
 
-// len returns the number of entries.
-func (c *verdictCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
-
-// join registers interest in key. The first caller becomes the leader, which must call finish; the
-// others get the same pending and wait for it.
+// join registers interest in key. The first caller becomes the leader, which must call publish;
+// the others get the same pending and wait for it.
 func (c *verdictCache) join(key cacheKey) (*pending, bool) {
 	c.mu.Lock()
 	if p := c.inflight[key]; p != nil {
@@ -114,46 +116,32 @@ func (c *verdictCache) join(key cacheKey) (*pending, bool) {
 	return p, true
 }
 
-// finish publishes the leader's verdict to its waiters and caches it when it may be cached.
-func (c *verdictCache) finish(key cacheKey, p *pending, v *verdict, now int64, cacheable bool) {
+// publish ends the introspection p of key: it records what the leader learned and then releases
+// the waiters with v. When e is not nil it becomes the key's entry; otherwise, when drop is set,
+// the key's entry is removed, so that an answer that may not be cached still replaces an older one.
+func (c *verdictCache) publish(key cacheKey, p *pending, v *verdict, e *cacheEntry, drop bool) {
 	p.v = v
 	c.mu.Lock()
 	delete(c.inflight, key)
-	if cacheable {
-		c.store(key, v, now)
+	switch {
+	case e != nil:
+		c.put(key, e)
+	case drop:
+		c.remove(key)
 	}
 	c.mu.Unlock()
 	close(p.done)
 }
 
-// staleRetrySeconds is how long a stale answer serves before the IdP is asked again: during an
-// outage each cached token costs at most one failing call a second, not one per request.
-const staleRetrySeconds = 1
-
-// finishStale publishes the stale verdict of old to the waiters, and serves it for
-// staleRetrySeconds more (never past staleUntil) before the IdP is tried again.
-func (c *verdictCache) finishStale(key cacheKey, p *pending, old *cacheEntry, now int64) {
-	p.v = old.v
-	c.mu.Lock()
-	delete(c.inflight, key)
-	if c.entries[key] == old {
-		e := *old
-		e.freshUntil = capAt(now+staleRetrySeconds, old.staleUntil)
-		if e.passUntil != 0 {
-			e.passUntil = capAt(e.freshUntil, old.v.exp)
-		}
-		c.entries[key] = &e
-	}
-	c.mu.Unlock()
-	close(p.done)
-}
-
-// store caches v under key. It is called with the write lock held.
-func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
+// newEntry returns the cache entry of v, decided at now, or nil when v may not be cached.
+func (c *verdictCache) newEntry(v *verdict, now int64) *cacheEntry {
 	if c.ttl <= 0 {
-		return
+		return nil
 	}
-	e := &cacheEntry{v: v}
+	e := &cacheEntry{v: v, size: entryOverhead + len(v.username)}
+	for _, value := range v.values {
+		e.size += len(value)
+	}
 	switch {
 	case v.status == 0 || v.status == http.StatusForbidden:
 		// An active answer: its verdict depends only on the answer and the immutable config.
@@ -164,37 +152,77 @@ func (c *verdictCache) store(key cacheKey, v *verdict, now int64) {
 	case v.status == http.StatusUnauthorized && c.negTTL > 0:
 		e.freshUntil = now + c.negTTL
 	default:
-		return // failures are never cached
+		return nil // failures, and inactive answers without negative caching
 	}
-	if e.freshUntil <= now {
-		return
+	if e.freshUntil <= now || e.size > c.maxBytes {
+		return nil
 	}
 	if v.status == 0 {
 		e.passFrom = v.nbf
 		e.passUntil = capAt(e.freshUntil, v.exp)
 	}
+	return e
+}
+
+// staleRetrySeconds is how long a stale answer serves before the IdP is asked again: during an
+// outage each cached token costs at most one failing call a second, not one per request.
+const staleRetrySeconds = 1
+
+// stillStale returns a copy of old that serves for staleRetrySeconds more, never past staleUntil.
+func stillStale(old *cacheEntry, now int64) *cacheEntry {
+	e := *old
+	e.freshUntil = capAt(now+staleRetrySeconds, old.staleUntil)
+	if e.passUntil != 0 {
+		e.passUntil = capAt(e.freshUntil, old.v.exp)
+	}
+	return &e
+}
+
+// put makes e the entry of key, evicting the oldest entries while either bound is exceeded. A
+// replaced entry keeps its slot. It is called with the write lock held.
+func (c *verdictCache) put(key cacheKey, e *cacheEntry) {
 	if old := c.entries[key]; old != nil {
 		e.slot = old.slot
-		c.entries[key] = e
-		return
+		c.bytes -= old.size
+	} else {
+		if c.used == c.max {
+			c.evictOldest()
+		}
+		e.slot = (c.head + c.used) % c.max
+		if e.slot == len(c.ring) {
+			c.ring = append(c.ring, key)
+		} else {
+			c.ring[e.slot] = key
+		}
+		c.used++
 	}
-	if len(c.ring) < c.max {
-		e.slot = len(c.ring)
-		c.ring = append(c.ring, key)
-		c.entries[key] = e
-		return
-	}
-	e.slot = c.next
-	// The slot's previous key, if its entry still owns the slot, is the oldest insertion: evict it.
-	victim := c.ring[e.slot]
-	if ve := c.entries[victim]; ve != nil && ve.slot == e.slot {
-		delete(c.entries, victim)
-	}
-	c.ring[e.slot] = key
 	c.entries[key] = e
-	c.next++
-	if c.next == c.max {
-		c.next = 0
+	c.bytes += e.size
+	for c.bytes > c.maxBytes && c.used > 0 {
+		c.evictOldest()
+	}
+}
+
+// evictOldest frees the oldest slot, and removes its entry if the entry still owns it.
+func (c *verdictCache) evictOldest() {
+	key := c.ring[c.head]
+	if e := c.entries[key]; e != nil && e.slot == c.head {
+		delete(c.entries, key)
+		c.bytes -= e.size
+	}
+	c.head++
+	if c.head == c.max {
+		c.head = 0
+	}
+	c.used--
+}
+
+// remove deletes the entry of key. Its slot stays in the ring until eviction reaches it, so the
+// ring needs no reordering. It is called with the write lock held.
+func (c *verdictCache) remove(key cacheKey) {
+	if e := c.entries[key]; e != nil {
+		delete(c.entries, key)
+		c.bytes -= e.size
 	}
 }
 
@@ -222,98 +250,4 @@ func tokenKey(token string, rendered http.Header, templated []headerTemplate) ca
 	var key cacheKey
 	copy(key[:], h.Sum(nil))
 	return key
-}
-
-// shared is what all handlers of one middleware with one configuration share across reloads.
-type shared struct {
-	fingerprint string
-	cache       *verdictCache
-	idp         *idpClient
-	log         *logger
-}
-
-// The registry keeps the cache and the IdP client of each middleware name. Traefik calls New on
-// every dynamic-configuration reload, even an unrelated one; an unchanged configuration gets its warm
-// cache back, a changed one replaces it. One entry per middleware name bounds the registry.
-var (
-	registryMu sync.Mutex
-	registry   = map[string]*shared{}
-)
-
-// sharedFor returns the shared state of the middleware name with configuration cfg.
-func sharedFor(name string, cfg *Config, s *settings) *shared {
-	fp := fingerprint(cfg)
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if sh := registered(name, fp); sh != nil {
-		return sh
-	}
-	sh := &shared{fingerprint: fp, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name)}
-	registry[name] = sh
-	return sh
-}
-
-// registered returns the registry's state for name when its fingerprint is fp. It is a function
-// of its own so that no frame of sharedFor keeps a replaced state alive (seen under Yaegi).
-func registered(name, fp string) *shared {
-	if sh := registry[name]; sh != nil && sh.fingerprint == fp {
-		return sh
-	}
-	return nil
-}
-
-// fingerprint digests every option. fmt prints maps with sorted keys, so equal configurations give
-// equal fingerprints.
-func fingerprint(cfg *Config) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%#v", *cfg)))
-	return string(sum[:])
-}
-
-// cached returns the verdict for token, from the cache or from the IdP.
-func (m *middleware) cached(req *http.Request, token string, now int64) *verdict {
-	rendered, err := m.idp.renderHeaders(req)
-	if err != nil {
-		m.logf("error", "introspection failed: "+err.Error())
-		return reject(http.StatusServiceUnavailable, nil, "introspection failed")
-	}
-	key := tokenKey(token, rendered, m.idp.templated)
-	if e := m.cache.get(key); e != nil && now < e.freshUntil {
-		return e.v
-	}
-	return m.resolve(req, token, rendered, key, now)
-}
-
-// resolve handles a miss: one introspection per key at a time, whatever the number of requests
-// waiting for it. A waiter gives up when its own request ends.
-func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key cacheKey, now int64) *verdict {
-	p, leader := m.cache.join(key)
-	if !leader {
-		p.waiters.Add(1)
-		if firstReady(p.done, req.Context().Done()) {
-			return p.v
-		}
-		return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection")
-	}
-	// The call outlives the leader's request if that one is cancelled: others may be waiting.
-	v := m.introspect(context.WithoutCancel(req.Context()), rendered, token)
-	if old := m.cache.get(key); v.status == http.StatusServiceUnavailable && old != nil && now < old.staleUntil {
-		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
-		m.cache.finishStale(key, p, old, now)
-		return old.v
-	}
-	m.cache.finish(key, p, v, now, true)
-	return v
-}
-
-// firstReady blocks until channel a or b can receive and reports whether it was a. It stands in for
-// a select statement: Yaegi v0.16.1 keeps one case list per select statement and shares it between
-// goroutines, so two requests in the same select race and may wait on each other's channels
-// (go test -race on the Yaegi harness shows it). reflect.Select gets a fresh list on every call.
-func firstReady(a, b any) bool {
-	cases := []reflect.SelectCase{
-		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(a)},
-		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b)},
-	}
-	chosen, _, _ := reflect.Select(cases)
-	return chosen == 0
 }

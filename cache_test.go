@@ -8,42 +8,81 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// cacheRig is a middleware in front of a fake IdP that counts its calls.
+// cacheRig is one middleware in front of a fake IdP that counts its calls, built as Traefik builds
+// it: one handler for each of two routers, and a third from a second New with the same
+// configuration, as a reload gives. Requests take turns through the three handlers.
 type cacheRig struct {
-	idp *fakeIDP
-	up  *upstream
-	m   *middleware
+	idp      *fakeIDP
+	up       *upstream
+	m        *middleware   // the first handler
+	handlers []*middleware // the two routers' handlers, then the reload's
+	turn     atomic.Int64
 }
 
 func newCacheRig(t *testing.T, name string, answer func(w http.ResponseWriter, r *http.Request, call int), tune func(*Config)) *cacheRig {
 	t.Helper()
 	idp := newFakeIDP(t, answer)
-	cfg := bearerConfig(idp.srv.URL)
-	cfg.ClientConfig.TimeoutSeconds = 5
-	cfg.ForwardHeaders = map[string]string{"Group": "grp"}
-	if tune != nil {
-		tune(cfg)
+	newConfig := func() *Config {
+		cfg := bearerConfig(idp.srv.URL)
+		cfg.ClientConfig.TimeoutSeconds = 5
+		cfg.ForwardHeaders = map[string]string{"Group": "grp"}
+		if tune != nil {
+			tune(cfg)
+		}
+		return cfg
 	}
-	up := &upstream{}
-	h, err := New(context.Background(), up, cfg, name)
-	if err != nil {
-		t.Fatalf("New: %v", err)
+	rig := &cacheRig{idp: idp, up: &upstream{}}
+	for i := 0; i < 3; i++ {
+		h, err := New(context.Background(), rig.up, newConfig(), name)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		m := h.(*middleware)
+		if i > 0 && (m.settings != rig.m.settings || m.cache != rig.m.cache) {
+			t.Fatalf("handler %d of one middleware runs on settings or a cache of its own", i)
+		}
+		if i == 0 {
+			rig.m = m
+		}
+		rig.handlers = append(rig.handlers, m)
 	}
-	return &cacheRig{idp: idp, up: up, m: h.(*middleware)}
+	return rig
 }
 
+// do sends a request with token through the next handler in turn.
 func (r *cacheRig) do(token string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodGet, "/api", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
+	return r.send(req)
+}
+
+// send sends req through the next handler in turn.
+func (r *cacheRig) send(req *http.Request) *httptest.ResponseRecorder {
+	h := r.handlers[int(r.turn.Add(1)-1)%len(r.handlers)]
 	rec := httptest.NewRecorder()
-	r.m.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// storeVerdict caches v under key as the leader of a miss would, decided at now.
+func storeVerdict(c *verdictCache, key cacheKey, v *verdict, now int64) {
+	p, _ := c.join(key)
+	c.publish(key, p, v, c.newEntry(v, now), true)
+}
+
+// cacheLen returns the number of entries in c.
+func cacheLen(c *verdictCache) int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
 }
 
 func (r *cacheRig) calls() int {
@@ -102,7 +141,7 @@ func TestCacheRechecksExpAndNbfOnHit(t *testing.T) {
 		t.Run(test.desc, func(t *testing.T) {
 			rig := newCacheRig(t, "recheck-"+test.desc+"@test", answerJSON(`{"active":true}`), nil)
 			key := tokenKey("tok", nil, nil)
-			v := &verdict{exp: test.exp, nbf: test.nbf, values: []string{"admin"}}
+			v := &verdict{exp: test.exp, nbf: test.nbf, names: []string{"Group"}, values: []string{"admin"}}
 			rig.m.cache.mu.Lock()
 			rig.m.cache.entries[key] = &cacheEntry{v: v, freshUntil: now + 1000}
 			rig.m.cache.mu.Unlock()
@@ -120,11 +159,11 @@ func TestCacheRechecksExpAndNbfOnHit(t *testing.T) {
 
 func TestCacheLifetimeIsCappedByExp(t *testing.T) {
 	now := time.Now().Unix()
-	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, StaleIfErrorSeconds: 600})
-	c.store(tokenKey("short", nil, nil), &verdict{exp: now + 5}, now)
-	c.store(tokenKey("long", nil, nil), &verdict{exp: now + 3600}, now)
-	c.store(tokenKey("none", nil, nil), reject(0, nil, ""), now)
-	c.store(tokenKey("gone", nil, nil), &verdict{exp: now}, now)
+	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, MaxBytes: 1 << 20, StaleIfErrorSeconds: 600})
+	storeVerdict(c, tokenKey("short", nil, nil), &verdict{exp: now + 5}, now)
+	storeVerdict(c, tokenKey("long", nil, nil), &verdict{exp: now + 3600}, now)
+	storeVerdict(c, tokenKey("none", nil, nil), reject(0, nil, ""), now)
+	storeVerdict(c, tokenKey("gone", nil, nil), &verdict{exp: now}, now)
 	checks := []struct {
 		key          string
 		fresh, stale int64
@@ -260,19 +299,17 @@ func TestCacheBound(t *testing.T) {
 	if interpreted || testing.Short() {
 		total = 50000
 	}
-	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: maxEntries, NegativeTTLSeconds: 60})
+	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: maxEntries, MaxBytes: defaultCacheMaxBytes, NegativeTTLSeconds: 60})
 	now := time.Now().Unix()
 	inactive := reject(http.StatusUnauthorized, challengeInvalid, "token is not active")
 	for i := 0; i < total; i++ {
-		key := tokenKey("bogus-"+fmt.Sprint(i), nil, nil)
-		p, _ := c.join(key)
-		c.finish(key, p, inactive, now, true)
-		if i%10000 == 0 && c.len() > maxEntries {
-			t.Fatalf("after %d tokens: %d entries, over %d", i+1, c.len(), maxEntries)
+		storeVerdict(c, tokenKey("bogus-"+fmt.Sprint(i), nil, nil), inactive, now)
+		if i%10000 == 0 && cacheLen(c) > maxEntries {
+			t.Fatalf("after %d tokens: %d entries, over %d", i+1, cacheLen(c), maxEntries)
 		}
 	}
-	if c.len() != maxEntries {
-		t.Errorf("entries = %d, want %d", c.len(), maxEntries)
+	if cacheLen(c) != maxEntries {
+		t.Errorf("entries = %d, want %d", cacheLen(c), maxEntries)
 	}
 	if c.get(tokenKey("bogus-"+fmt.Sprint(total-1), nil, nil)) == nil {
 		t.Errorf("the newest entry was evicted")
@@ -345,7 +382,7 @@ func TestStaleIfError(t *testing.T) {
 			})
 			now := time.Now().Unix()
 			key := tokenKey("tok", nil, nil)
-			v := &verdict{exp: now + 3600, nbf: now - 10, values: []string{"admin"}}
+			v := &verdict{exp: now + 3600, nbf: now - 10, names: []string{"Group"}, values: []string{"admin"}}
 			rig.m.cache.mu.Lock()
 			rig.m.cache.entries[key] = &cacheEntry{v: v, freshUntil: now - 1, staleUntil: now + test.staleUntil}
 			rig.m.cache.mu.Unlock()
@@ -404,5 +441,215 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestInactiveAnswerReplacesCachedOne: once the IdP has said a token is inactive, no earlier
+// positive answer may come back, not even through staleIfErrorSeconds while the IdP fails, whether
+// or not inactive answers are cached.
+func TestInactiveAnswerReplacesCachedOne(t *testing.T) {
+	for _, negTTL := range []int{0, 60} {
+		negTTL := negTTL
+		t.Run(fmt.Sprintf("negativeTtlSeconds %d", negTTL), func(t *testing.T) {
+			answers := []func(w http.ResponseWriter, r *http.Request, call int){
+				answerJSON(`{"active":true,"grp":"admin","exp":` + futureExp() + `}`),
+				answerJSON(`{"active":false}`),
+				answerStatus(http.StatusBadGateway),
+			}
+			rig := newCacheRig(t, fmt.Sprintf("revoked-stale-%d@test", negTTL), func(w http.ResponseWriter, r *http.Request, call int) {
+				answers[capIndex(call-1, len(answers))](w, r, call)
+			}, func(c *Config) {
+				c.Cache.StaleIfErrorSeconds = 600
+				c.Cache.NegativeTTLSeconds = negTTL
+				c.ClientConfig.MaxRetries = 0
+			})
+			key := tokenKey("tok", nil, nil)
+			expectStatus(t, rig.do("tok"), http.StatusOK)
+			expire(rig.m.cache, key) // the TTL passes
+			expectStatus(t, rig.do("tok"), http.StatusUnauthorized)
+			expire(rig.m.cache, key) // and so does the negative TTL, if any
+			expectStatus(t, rig.do("tok"), http.StatusServiceUnavailable)
+			if rig.calls() != 3 {
+				t.Errorf("IdP calls = %d, want 3", rig.calls())
+			}
+		})
+	}
+}
+
+// capIndex returns i, or the last index of a list of n when i is past it.
+func capIndex(i, n int) int {
+	if i >= n {
+		return n - 1
+	}
+	return i
+}
+
+// expire moves the entry of key past its fresh window, as the passing of its TTL would, and keeps
+// its stale window.
+func expire(c *verdictCache, key cacheKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[key]; e != nil {
+		moved := *e
+		moved.freshUntil = time.Now().Unix() - 1
+		moved.passUntil = 0
+		c.entries[key] = &moved
+	}
+}
+
+// TestExpIsJudgedWhenTheAnswerArrives: the IdP may take up to timeoutSeconds to answer, and a token
+// that expired meanwhile must not pass. The IdP here answers only once the exp it reports has come.
+func TestExpIsJudgedWhenTheAnswerArrives(t *testing.T) {
+	rig := newCacheRig(t, "exp-at-answer@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		exp := time.Now().Unix() + 1
+		for time.Now().Unix() < exp {
+			time.Sleep(10 * time.Millisecond)
+		}
+		answerJSON(`{"active":true,"grp":"admin","exp":`+fmt.Sprint(exp)+`}`)(w, r, call)
+	}, nil)
+	rec := rig.do("slow-answer")
+	expectStatus(t, rec, http.StatusUnauthorized)
+	expectEqual(t, "challenge", rec.Header().Get("WWW-Authenticate"), challengeInvalidToken)
+}
+
+// TestLeaderPanicReleasesWaiters: a panic in the request that leads a coalesced introspection
+// gives it a 503, releases the requests waiting for it at once, and leaves nothing in flight, so
+// the next request with that token asks the IdP again.
+func TestLeaderPanicReleasesWaiters(t *testing.T) {
+	rig := newCacheRig(t, "panic@test", answerJSON(`{"active":true,"grp":"admin"}`), nil)
+	transport := rig.m.idp.client.Transport.(*http.Transport)
+	release := make(chan struct{})
+	transport.Proxy = func(req *http.Request) (*url.URL, error) {
+		<-release
+		panic("injected")
+	}
+	leader := make(chan int, 1)
+	go func() { leader <- rig.do("tok").Code }()
+	key := tokenKey("tok", nil, nil)
+	var p *pending
+	waitFor(t, 10*time.Second, "the leader in flight", func() bool {
+		rig.m.cache.mu.RLock()
+		defer rig.m.cache.mu.RUnlock()
+		p = rig.m.cache.inflight[key]
+		return p != nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waiter := make(chan int, 1)
+	go func() {
+		req := httptest.NewRequest(http.MethodGet, "/api", nil).WithContext(ctx)
+		req.Header.Set("Authorization", "Bearer tok")
+		waiter <- rig.send(req).Code
+	}()
+	waitFor(t, 10*time.Second, "a waiter", func() bool { return p.waiters.Load() == 1 })
+	close(release)
+	for _, got := range []struct {
+		who string
+		ch  chan int
+	}{{"leader", leader}, {"waiter", waiter}} {
+		select {
+		case code := <-got.ch:
+			if code != http.StatusServiceUnavailable {
+				t.Errorf("%s: status %d, want 503", got.who, code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the %s was not released", got.who)
+		}
+	}
+	rig.m.cache.mu.RLock()
+	left := len(rig.m.cache.inflight)
+	rig.m.cache.mu.RUnlock()
+	if left != 0 {
+		t.Errorf("%d introspections left in flight", left)
+	}
+	transport.Proxy = nil
+	expectStatus(t, rig.do("tok"), http.StatusOK)
+	if rig.calls() != 1 {
+		t.Errorf("IdP calls = %d, want 1 (asked again after the panic)", rig.calls())
+	}
+}
+
+// TestCacheBoundsBytes: large forwarded claims count against cache.maxBytes, so the cache holds as
+// many of them as the bound allows, the newest, whatever maxEntries says.
+func TestCacheBoundsBytes(t *testing.T) {
+	blob := strings.Repeat("b", 300<<10)
+	rig := newCacheRig(t, "bytes@test", answerJSON(`{"active":true,"grp":"admin","blob":"`+blob+`"}`), func(c *Config) {
+		c.ForwardHeaders = map[string]string{"X-Blob": "blob"}
+		c.Cache.MaxBytes = 1 << 20
+		c.Cache.MaxEntries = 1000
+	})
+	for i := 0; i < 10; i++ {
+		expectStatus(t, rig.do(fmt.Sprint("big-", i)), http.StatusOK)
+	}
+	c := rig.m.cache
+	c.mu.RLock()
+	n, bytes := len(c.entries), c.bytes
+	c.mu.RUnlock()
+	if n != 3 || bytes > 1<<20 {
+		t.Errorf("%d entries holding %d bytes; want 3 within %d", n, bytes, 1<<20)
+	}
+	if c.get(tokenKey("big-9", nil, nil)) == nil || c.get(tokenKey("big-6", nil, nil)) != nil {
+		t.Errorf("the cache did not keep the newest entries")
+	}
+	seen, _ := rig.up.seen()
+	if len(seen.Header.Get("X-Blob")) != len(blob) {
+		t.Errorf("the claim was not forwarded whole")
+	}
+	// An answer larger than the whole bound is served, and not cached.
+	huge := newCacheRig(t, "bytes-huge@test", answerJSON(`{"active":true,"blob":"`+blob+`"}`), func(c *Config) {
+		c.ForwardHeaders = map[string]string{"X-Blob": "blob"}
+		c.Cache.MaxBytes = 100 << 10
+	})
+	expectStatus(t, huge.do("t"), http.StatusOK)
+	if cacheLen(huge.m.cache) != 0 {
+		t.Errorf("an entry over cache.maxBytes was cached")
+	}
+}
+
+// TestCacheDefaultMaxBytes pins the documented default.
+func TestCacheDefaultMaxBytes(t *testing.T) {
+	s, err := compile(bearerConfig("http://127.0.0.1:1/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cache.MaxBytes != 32<<20 {
+		t.Errorf("default cache.maxBytes = %d, want 32 MiB", s.cache.MaxBytes)
+	}
+}
+
+// TestRegistryForgetsLeastRecentlyBuilt: the registry remembers at most registryCap middleware
+// names. The name built longest ago is forgotten first, and comes back with a cold cache.
+func TestRegistryForgetsLeastRecentlyBuilt(t *testing.T) {
+	idp := newFakeIDP(t, answerJSON(`{"active":true}`))
+	build := func(name string) *middleware {
+		h, err := New(context.Background(), &upstream{}, bearerConfig(idp.srv.URL), name)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		return h.(*middleware)
+	}
+	first := build("lru-first@test")
+	kept := build("lru-kept@test")
+	for i := 0; i < registryCap; i++ {
+		build(fmt.Sprintf("lru-%d@test", i))
+		if i == registryCap/2 {
+			build("lru-kept@test") // rebuilt, as every reload rebuilds the names in use
+		}
+	}
+	registryMu.Lock()
+	size := len(registry)
+	_, firstKnown := registry["lru-first@test"]
+	registryMu.Unlock()
+	if size > registryCap {
+		t.Errorf("registry holds %d names, over %d", size, registryCap)
+	}
+	if firstKnown {
+		t.Errorf("the name built least recently is still registered")
+	}
+	if build("lru-kept@test").cache != kept.cache {
+		t.Errorf("a name built recently lost its cache")
+	}
+	if build("lru-first@test").cache == first.cache {
+		t.Errorf("a forgotten name got its old cache back")
 	}
 }

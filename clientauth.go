@@ -1,7 +1,6 @@
 package oauthintrospection
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,7 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,8 +34,8 @@ const (
 	// assertionLifetime is how long a private_key_jwt assertion is valid: one call, with margin
 	// for clock skew.
 	assertionLifetime = 60 * time.Second
-	// secretRecheck is how often, at most, clientSecretFile is checked for a change.
-	secretRecheck = 5 * time.Second
+	// maxSecretFileBytes caps clientSecretFile: a secret is one short line.
+	maxSecretFileBytes = 4 << 10
 	// jwtBearer is the client_assertion_type of RFC 7523 section 2.2.
 	jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 )
@@ -46,7 +45,7 @@ type clientAuth struct {
 	method   string
 	clientID string
 	secret   *secretSource // client_secret_basic and client_secret_post
-	signer   crypto.Signer // private_key_jwt
+	key      *keySource    // private_key_jwt
 	alg      string        // RS256 or ES256
 	audience string        // the aud of assertions: assertionAudience, or the endpoint URL
 	keyID    string        // the kid of assertions, or ""
@@ -94,7 +93,7 @@ func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	if method != authPrivateKeyJWT && (a.secret == nil || a.secret.path == "") {
+	if method != authPrivateKeyJWT && (a.secret == nil || a.secret.file == nil) {
 		// Nothing changes between calls: compute the credentials once.
 		a.fixedForm, a.fixedHeader, _ = a.credentials(time.Time{})
 		a.fixed = true
@@ -120,7 +119,7 @@ func (a *clientAuth) compileSecret(cc ClientConfig) error {
 		a.secret = &secretSource{value: cc.ClientSecret}
 		return nil
 	case cc.ClientSecretFile != "":
-		s, err := newSecretFile(cc.ClientSecretFile)
+		s, err := newSecretFile(cc.ClientSecretFile, time.Now())
 		if err != nil {
 			return fmt.Errorf("clientConfig.clientSecretFile: %w", err)
 		}
@@ -134,17 +133,18 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 	if err := a.requireClientID(); err != nil {
 		return err
 	}
-	field, pemText := "clientConfig.privateKey", cc.PrivateKey
+	field, pemText := "clientConfig.privateKey", []byte(cc.PrivateKey)
+	var file *watchedFile
 	switch {
 	case cc.PrivateKey != "" && cc.PrivateKeyFile != "":
 		return errors.New("clientConfig.privateKey: set privateKey or privateKeyFile, not both")
 	case cc.PrivateKeyFile != "":
 		field = "clientConfig.privateKeyFile"
-		b, err := os.ReadFile(cc.PrivateKeyFile)
-		if err != nil {
+		var err error
+		if file, err = openWatched(cc.PrivateKeyFile, maxPEMFileBytes, time.Now()); err != nil {
 			return fmt.Errorf("%s: %w", field, err)
 		}
-		pemText = string(b)
+		pemText = file.accepted()
 	case cc.PrivateKey == "":
 		return errors.New("clientConfig.privateKey: required by authMethod private_key_jwt (or set privateKeyFile)")
 	}
@@ -156,14 +156,14 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 	if err != nil {
 		return fmt.Errorf("clientConfig.signingAlgorithm: %w", err)
 	}
-	a.signer = signer
+	a.key = &keySource{file: file, signer: signer}
 	a.alg = alg
 	return nil
 }
 
 // parsePrivateKey reads an RSA or EC private key from PEM (PKCS #8, PKCS #1 or SEC 1).
-func parsePrivateKey(pemText string) (crypto.Signer, error) {
-	block, _ := pem.Decode([]byte(pemText))
+func parsePrivateKey(pemText []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(pemText)
 	if block == nil {
 		return nil, errors.New("no PEM block found")
 	}
@@ -267,7 +267,7 @@ func (a *clientAuth) assertion(now time.Time) (string, error) {
 		return "", err
 	}
 	signingInput := b64(header) + "." + b64(claims)
-	sig, err := a.sign([]byte(signingInput))
+	sig, err := a.sign(a.key.get(now, a.alg), []byte(signingInput))
 	if err != nil {
 		return "", fmt.Errorf("signing the client assertion: %w", err)
 	}
@@ -276,12 +276,12 @@ func (a *clientAuth) assertion(now time.Time) (string, error) {
 
 // sign makes a JWS signature (RFC 7518 section 3): PKCS #1 v1.5 for RS256; for ES256 the raw r||s
 // pair of 32 bytes each, not the ASN.1 form crypto/ecdsa returns by default.
-func (a *clientAuth) sign(input []byte) ([]byte, error) {
+func (a *clientAuth) sign(signer crypto.Signer, input []byte) ([]byte, error) {
 	digest := sha256.Sum256(input)
 	if a.alg == "RS256" {
-		return rsa.SignPKCS1v15(rand.Reader, a.signer.(*rsa.PrivateKey), crypto.SHA256, digest[:])
+		return rsa.SignPKCS1v15(rand.Reader, signer.(*rsa.PrivateKey), crypto.SHA256, digest[:])
 	}
-	r, s, err := ecdsa.Sign(rand.Reader, a.signer.(*ecdsa.PrivateKey), digest[:])
+	r, s, err := ecdsa.Sign(rand.Reader, signer.(*ecdsa.PrivateKey), digest[:])
 	if err != nil {
 		return nil, err
 	}
@@ -293,80 +293,118 @@ func (a *clientAuth) sign(input []byte) ([]byte, error) {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// secretSource holds a client secret, inline or read from a file. A file is re-read when its size
-// or modification time changes, checked at most every secretRecheck from the request path: New
-// starts no goroutine. A file that cannot be read later keeps the last good secret.
+// secretSource holds a client secret, inline or read from a file that is re-read when it changes
+// (see watchedFile). Content that is not a valid secret keeps the last good one.
 type secretSource struct {
-	path string
-	mu   sync.Mutex
+	value string       // an inline secret
+	file  *watchedFile // or a file, whose secret is current
+	mu    sync.Mutex
 	// Guarded by mu.
-	value     string
-	checkedAt time.Time
-	modTime   time.Time
-	size      int64
-	lastError string
+	current string
 }
 
-func newSecretFile(path string) (*secretSource, error) {
-	s := &secretSource{path: path}
-	if err := s.reload(time.Now()); err != nil {
+func newSecretFile(path string, now time.Time) (*secretSource, error) {
+	file, err := openWatched(path, maxSecretFileBytes, now)
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	secret, err := parseSecret(file.accepted())
+	if err != nil {
+		return nil, err
+	}
+	return &secretSource{file: file, current: secret}, nil
 }
 
 // get returns the current secret.
 func (s *secretSource) get(now time.Time) string {
-	if s.path == "" {
+	if s.file == nil {
 		return s.value
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now.Sub(s.checkedAt) >= secretRecheck {
-		if err := s.reloadLocked(now); err != nil {
-			s.lastError = err.Error()
+	if content := s.file.poll(now); content != nil {
+		if secret, err := parseSecret(content); err != nil {
+			s.file.fail(err.Error())
+		} else {
+			s.mu.Lock()
+			s.current = secret
+			s.mu.Unlock()
 		}
 	}
-	return s.value
-}
-
-func (s *secretSource) reload(now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.reloadLocked(now)
+	return s.current
 }
 
-func (s *secretSource) reloadLocked(now time.Time) error {
-	s.checkedAt = now
-	info, err := os.Stat(s.path)
-	if err != nil {
-		return err
+// parseSecret reads the format of clientSecretFile: the secret on one line, with one trailing LF
+// or CRLF allowed. Anything else is refused rather than guessed at: a byte-order mark, blanks
+// around the secret or a second line would otherwise become part of it.
+func parseSecret(content []byte) (string, error) {
+	text := string(content)
+	if strings.HasSuffix(text, "\n") {
+		text = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")
 	}
-	if s.value != "" && info.ModTime().Equal(s.modTime) && info.Size() == s.size {
-		return nil
+	switch {
+	case text == "":
+		return "", errors.New("the file holds no secret")
+	case strings.HasPrefix(text, "\ufeff"):
+		return "", errors.New("the file starts with a byte-order mark; write the secret alone")
+	case strings.ContainsAny(text, "\r\n"):
+		return "", errors.New("the file has more than one line; write the secret on one line")
+	case strings.Trim(text, " \t") != text:
+		return "", errors.New("the secret has leading or trailing blanks")
+	case !validHeaderValue(text):
+		return "", errors.New("the secret has a control character")
 	}
-	b, err := os.ReadFile(s.path)
-	if err != nil {
-		return err
-	}
-	secret := string(bytes.TrimRight(b, "\r\n"))
-	if secret == "" {
-		return errors.New("the file is empty")
-	}
-	s.value = secret
-	s.modTime = info.ModTime()
-	s.size = info.Size()
-	return nil
+	return text, nil
 }
 
-// takeError returns, once, the last error met while re-reading the secret file.
-func (s *secretSource) takeError() string {
-	if s == nil || s.path == "" {
-		return ""
+// keySource holds the private key of private_key_jwt, inline or read from a file that is re-read
+// when it changes. A key that does not parse, or does not fit the algorithm, keeps the last good one.
+type keySource struct {
+	file *watchedFile // nil for an inline key
+	mu   sync.Mutex
+	// Guarded by mu.
+	signer crypto.Signer
+}
+
+// get returns the current key.
+func (k *keySource) get(now time.Time, alg string) crypto.Signer {
+	if k.file != nil {
+		if content := k.file.poll(now); content != nil {
+			k.reload(content, alg)
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.lastError
-	s.lastError = ""
-	return e
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.signer
+}
+
+func (k *keySource) reload(content []byte, alg string) {
+	signer, err := parsePrivateKey(content)
+	if err == nil {
+		_, err = algorithmFor(signer, alg)
+	}
+	if err != nil {
+		k.file.fail(err.Error())
+		return
+	}
+	k.mu.Lock()
+	k.signer = signer
+	k.mu.Unlock()
+}
+
+// fileProblems returns, once each, the problems met while re-reading the files of client
+// authentication, by option name.
+func (a *clientAuth) fileProblems() []string {
+	var out []string
+	if a.secret != nil && a.secret.file != nil {
+		if p := a.secret.file.takeProblem(); p != "" {
+			out = append(out, "clientConfig.clientSecretFile: "+p)
+		}
+	}
+	if a.key != nil && a.key.file != nil {
+		if p := a.key.file.takeProblem(); p != "" {
+			out = append(out, "clientConfig.privateKeyFile: "+p)
+		}
+	}
+	return out
 }

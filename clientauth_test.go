@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -267,51 +268,95 @@ func TestTLSClientAuthAndNone(t *testing.T) {
 	}
 }
 
-// TestClientSecretFileIsReread rewrites the secret file and checks that the next call uses it.
+// TestClientSecretFileIsReread rewrites the secret file in the ways operators do and checks that the
+// next calls use the new secret: in place with another length, in place with the same length and
+// the modification time kept (cp -p, rsync, tar), and by an atomic rename. A file that vanishes
+// keeps the last secret.
 func TestClientSecretFileIsReread(t *testing.T) {
-	idp := newAuthIDP(t, nil)
-	file := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(file, []byte("first-secret\n"), 0o600); err != nil {
+	testCases := []struct {
+		desc    string
+		rewrite func(t *testing.T, path, content string)
+		polls   int // the checks until the change is taken: an in-place change is confirmed once
+	}{
+		{desc: "in place", rewrite: writeInPlace, polls: 2},
+		{desc: "in place, same length, mtime kept", rewrite: writeKeepingMtime, polls: 2},
+		{desc: "atomic rename", rewrite: writeByRename, polls: 1},
+	}
+	for i, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			idp := newAuthIDP(t, nil)
+			file := filepath.Join(t.TempDir(), "secret")
+			writeInPlace(t, file, "first-secret\n")
+			cfg := bearerConfig(idp.srv.URL)
+			cfg.ClientConfig.ClientID = "gw"
+			cfg.ClientConfig.ClientSecretFile = file
+			cfg.ClientConfig.AuthMethod = "client_secret_post"
+			cfg.Cache.TTLSeconds = 0
+			h, err := New(context.Background(), &upstream{}, cfg, fmt.Sprintf("secretfile-%d@test", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			secretOf := func() string {
+				req := httptest.NewRequest(http.MethodGet, "/", nil)
+				req.Header.Set("Authorization", "Bearer t")
+				h.ServeHTTP(httptest.NewRecorder(), req)
+				form, _ := idp.last(t)
+				return form.Get("client_secret")
+			}
+			w := h.(*middleware).idp.auth.secret.file
+			expectEqual(t, "first secret", secretOf(), "first-secret")
+			test.rewrite(t, file, "other-secret\n") // the same length
+			for n := 1; n < test.polls; n++ {
+				checkNow(w)
+				expectEqual(t, "secret before the change is confirmed", secretOf(), "first-secret")
+			}
+			checkNow(w)
+			expectEqual(t, "re-read secret", secretOf(), "other-secret")
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			checkNow(w)
+			expectEqual(t, "secret after the file vanished", secretOf(), "other-secret")
+		})
+	}
+}
+
+// checkNow makes the next use of w read the file again instead of waiting for fileRecheck.
+func checkNow(w *watchedFile) {
+	w.mu.Lock()
+	w.nextCheck = time.Time{}
+	w.mu.Unlock()
+}
+
+// writeInPlace truncates and rewrites the file, keeping its inode.
+func writeInPlace(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := bearerConfig(idp.srv.URL)
-	cfg.ClientConfig.ClientID = "gw"
-	cfg.ClientConfig.ClientSecretFile = file
-	cfg.ClientConfig.AuthMethod = "client_secret_post"
-	cfg.Cache.TTLSeconds = 0
-	up := &upstream{}
-	h, err := New(context.Background(), up, cfg, "secretfile@test")
+}
+
+// writeKeepingMtime rewrites the file in place and puts its modification time back.
+func writeKeepingMtime(t *testing.T, path, content string) {
+	t.Helper()
+	info, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	do := func() {
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		req.Header.Set("Authorization", "Bearer t")
-		h.ServeHTTP(httptest.NewRecorder(), req)
-	}
-	do()
-	form, _ := idp.last(t)
-	expectEqual(t, "first secret", form.Get("client_secret"), "first-secret")
-	if err := os.WriteFile(file, []byte("second-secret-longer\n"), 0o600); err != nil {
+	writeInPlace(t, path, content)
+	if err := os.Chtimes(path, info.ModTime(), info.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	// The file is checked at most every 5 s; move the last check back instead of waiting.
-	s := h.(*middleware).idp.auth.secret
-	s.mu.Lock()
-	s.checkedAt = time.Time{}
-	s.mu.Unlock()
-	do()
-	form, _ = idp.last(t)
-	expectEqual(t, "re-read secret", form.Get("client_secret"), "second-secret-longer")
-	if err := os.Remove(file); err != nil {
+}
+
+// writeByRename writes a new file beside path and renames it over path.
+func writeByRename(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".new"
+	writeInPlace(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	s.checkedAt = time.Time{}
-	s.mu.Unlock()
-	do()
-	form, _ = idp.last(t)
-	expectEqual(t, "secret after the file vanished", form.Get("client_secret"), "second-secret-longer")
 }
 
 func TestClientAuthConfigErrors(t *testing.T) {
@@ -330,7 +375,7 @@ func TestClientAuthConfigErrors(t *testing.T) {
 		{desc: "unknown method", cc: ClientConfig{ClientID: "a", AuthMethod: "client_secret_jwt"}, want: `clientConfig.authMethod: unknown "client_secret_jwt"`},
 		{desc: "secret and file", cc: ClientConfig{ClientID: "a", ClientSecret: "s", ClientSecretFile: "/x"}, want: "not both"},
 		{desc: "unreadable secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: filepath.Join(dir, "missing")}, want: "clientConfig.clientSecretFile"},
-		{desc: "empty secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: writeTemp(t, dir, "empty", "\n")}, want: "clientConfig.clientSecretFile: the file is empty"},
+		{desc: "empty secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: writeTemp(t, dir, "empty", "\n")}, want: "clientConfig.clientSecretFile: the file holds no secret"},
 		{desc: "jwt without a key", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt"}, want: "clientConfig.privateKey: required"},
 		{desc: "unparseable key", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: "not a key"}, want: "clientConfig.privateKey: no PEM block found"},
 		{desc: "garbage in a PEM block", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: pemOf("PRIVATE KEY", []byte("nope"))}, want: "clientConfig.privateKey: parsing the key"},

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
+	"sort"
 	"strings"
+	"sync"
 	"text/template"
+	"time"
 )
 
 // Config is the middleware configuration. Field names follow the Traefik Hub oAuthIntrospection
@@ -24,7 +26,8 @@ type Config struct {
 	// If false (the default), it is removed.
 	ForwardAuthorization bool
 	// ForwardHeaders maps a request header name to a claim path in the introspection response.
-	// A missing or empty claim leaves the header absent. If empty, no header is set.
+	// A missing claim sends the header with an empty value, as in Traefik Hub. If empty, no header
+	// is set.
 	ForwardHeaders map[string]string
 	// UsernameClaim is the claim path whose value Traefik's access log shows as the user.
 	// If empty, the access log shows no user.
@@ -133,6 +136,18 @@ type forwardHeader struct {
 	path []string // pre-split claim path
 }
 
+// identityHeaders is what New compiles from forwardHeaders to keep a client from forging them.
+type identityHeaders struct {
+	forward []forwardHeader // sorted by name, so that every New of one configuration agrees
+	names   []string        // the canonical names of forward, in the same order
+	// twins are the other names a CGI-style backend reads as one of names (see headerTwins); they
+	// are removed from every request.
+	twins []string
+	// scan holds the folded names (foldHeaderName) of headers with too many separators to list
+	// their twins; when it is not nil, every incoming header is compared with it.
+	scan map[string]bool
+}
+
 // headerTemplate is one compiled clientConfig.headers entry. Exactly one of tmpl and value is used.
 type headerTemplate struct {
 	name  string
@@ -146,12 +161,13 @@ type settings struct {
 	endpoint     string
 	hint         string
 	headers      []headerTemplate
-	tlsConfig    *tls.Config
+	tls          *tlsSource  // nil when clientConfig.tls is empty
+	tlsConfig    *tls.Config // built from tls at New
 	auth         *clientAuth // nil when credentials come only from headers
 	timeout      int         // seconds
 	maxRetries   int
 	forwardAuth  bool
-	forward      []forwardHeader
+	identity     identityHeaders
 	usernamePath []string
 	claims       claimsExpr // nil when no claims are configured
 	cache        CacheConfig
@@ -170,7 +186,7 @@ func compile(cfg *Config) (*settings, error) {
 	if err = compileClient(cfg.ClientConfig, s); err != nil {
 		return nil, err
 	}
-	if s.forward, err = compileForwardHeaders(cfg.ForwardHeaders); err != nil {
+	if s.identity, err = compileForwardHeaders(cfg.ForwardHeaders, s.source); err != nil {
 		return nil, err
 	}
 	if cfg.UsernameClaim != "" {
@@ -203,6 +219,12 @@ func compileCache(c CacheConfig) (CacheConfig, error) {
 	}
 	if c.MaxEntries == 0 {
 		c.MaxEntries = defaultCacheMaxEntries
+	}
+	if c.MaxBytes < 0 || c.MaxBytes > maxCacheBytes {
+		return c, fmt.Errorf("cache.maxBytes: must be between 0 and %d, got %d", maxCacheBytes, c.MaxBytes)
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = defaultCacheMaxBytes
 	}
 	return c, nil
 }
@@ -237,6 +259,10 @@ func compileTokenSource(ts TokenSource) (tokenSource, error) {
 		src.maxLen = defaultMaxTokenLength
 	}
 	src.header = http.CanonicalHeaderKey(src.header)
+	if src.header != "" {
+		twins, _ := headerTwins(src.header)
+		src.headerTwins = withoutName(twins, src.header)
+	}
 	return src, nil
 }
 
@@ -262,7 +288,7 @@ func compileClient(cc ClientConfig, s *settings) error {
 	if s.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
 		return err
 	}
-	if s.tlsConfig, err = compileTLS(cc.TLS); err != nil {
+	if s.tls, s.tlsConfig, err = compileTLS(cc.TLS); err != nil {
 		return err
 	}
 	s.auth, err = compileClientAuth(cc)
@@ -290,9 +316,11 @@ func checkEndpoint(raw string) error {
 }
 
 // compileHeaderTemplates parses each header value once. A value without "{{" is sent as it is.
+// The result is sorted by name: compiled state never depends on Go's map order.
 func compileHeaderTemplates(headers map[string]string) ([]headerTemplate, error) {
 	out := make([]headerTemplate, 0, len(headers))
-	for name, value := range headers {
+	for _, name := range sortedKeys(headers) {
+		value := headers[name]
 		if !validHeaderName(name) {
 			return nil, fmt.Errorf("clientConfig.headers: invalid header name %q", name)
 		}
@@ -311,70 +339,258 @@ func compileHeaderTemplates(headers map[string]string) ([]headerTemplate, error)
 	return out, nil
 }
 
-func compileForwardHeaders(fh map[string]string) ([]forwardHeader, error) {
-	out := make([]forwardHeader, 0, len(fh))
-	for name, claim := range fh {
+// compileForwardHeaders compiles forwardHeaders, sorted by name, with the twins of every name.
+// Two names that a backend could read as one header are refused, and so is a name that would
+// remove the token's own carrier before it is read.
+func compileForwardHeaders(fh map[string]string, src tokenSource) (identityHeaders, error) {
+	var id identityHeaders
+	folded := map[string]string{}
+	for _, name := range sortedKeys(fh) {
 		if !validHeaderName(name) {
-			return nil, fmt.Errorf("forwardHeaders: invalid header name %q", name)
+			return id, fmt.Errorf("forwardHeaders: invalid header name %q", name)
 		}
-		path, err := splitClaimPath(claim)
+		path, err := splitClaimPath(fh[name])
 		if err != nil {
-			return nil, fmt.Errorf("forwardHeaders.%s: %w", name, err)
+			return id, fmt.Errorf("forwardHeaders.%s: %w", name, err)
 		}
-		out = append(out, forwardHeader{name: http.CanonicalHeaderKey(name), path: path})
+		canonical := http.CanonicalHeaderKey(name)
+		fold := foldHeaderName(canonical)
+		if other, dup := folded[fold]; dup {
+			return id, fmt.Errorf("forwardHeaders.%s: names the same header as %s (case, and _ for -, do not tell headers apart)", name, other)
+		}
+		folded[fold] = name
+		if fold == foldHeaderName(src.header) || (src.cookie != "" && fold == "cookie") {
+			return id, fmt.Errorf("forwardHeaders.%s: is where the token comes from (tokenSource)", name)
+		}
+		id.forward = append(id.forward, forwardHeader{name: canonical, path: path})
+		id.names = append(id.names, canonical)
+		twins, listed := headerTwins(canonical)
+		if !listed {
+			if id.scan == nil {
+				id.scan = map[string]bool{}
+			}
+			id.scan[fold] = true
+		}
+		id.twins = append(id.twins, withoutName(twins, canonical)...)
 	}
-	return out, nil
+	return id, nil
 }
 
-// compileTLS builds the client TLS configuration. It returns nil when nothing is configured, so
-// the transport keeps Go's defaults.
-func compileTLS(t TLSConfig) (*tls.Config, error) {
-	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
-		return nil, nil
-	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CA != "" {
-		pem, err := readPEM(t.CA)
-		if err != nil {
-			return nil, fmt.Errorf("clientConfig.tls.ca: %w", err)
+// maxTwinSeparators bounds the names whose twins are listed one by one: a name with n separators
+// has 2^n spellings.
+const maxTwinSeparators = 5
+
+// headerTwins returns every canonical spelling of name with each "-" or "_" written either way.
+// CGI, PHP and WSGI backends read "X-User" and "X_User" both as HTTP_X_USER (RFC 3875 section
+// 4.1.18), so a client's X_User would stand beside the X-User the gateway sets. Net/http hands
+// over header names in canonical form, so the canonical spellings are all there is to remove.
+// listed is false, with no twins, when name has more than maxTwinSeparators separators.
+func headerTwins(name string) (twins []string, listed bool) {
+	var seps []int
+	for i := 0; i < len(name); i++ {
+		if name[i] == '-' || name[i] == '_' {
+			seps = append(seps, i)
 		}
+	}
+	if len(seps) > maxTwinSeparators {
+		return nil, false
+	}
+	b := []byte(name)
+	for mask := 0; mask < 1<<len(seps); mask++ {
+		for j, at := range seps {
+			b[at] = '-'
+			if mask&(1<<j) != 0 {
+				b[at] = '_'
+			}
+		}
+		twin := http.CanonicalHeaderKey(string(b))
+		if !containsName(twins, twin) {
+			twins = append(twins, twin)
+		}
+	}
+	return twins, true
+}
+
+// foldHeaderName is the form in which a CGI-style backend sees a header name: case and the
+// difference between "-" and "_" are gone.
+func foldHeaderName(name string) string {
+	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+}
+
+func containsName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func withoutName(names []string, name string) []string {
+	var out []string
+	for _, n := range names {
+		if n != name {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// tlsSource is the compiled clientConfig.tls: the PEM of the CA, the certificate and the key, each
+// inline or from a file that is re-read when it changes, so that a rotated certificate or CA is
+// picked up without a reload.
+type tlsSource struct {
+	insecure      bool
+	ca, cert, key pemSource
+
+	mu      sync.Mutex
+	problem string // guarded by mu: why the files last failed to make a configuration
+}
+
+// pemSource is one PEM option: its content, or the file it names.
+type pemSource struct {
+	field  string
+	inline []byte
+	file   *watchedFile
+}
+
+// compileTLS compiles clientConfig.tls. It returns nil when nothing is configured, so the
+// transport keeps Go's defaults.
+func compileTLS(t TLSConfig) (*tlsSource, *tls.Config, error) {
+	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
+		return nil, nil, nil
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		return nil, nil, errors.New("clientConfig.tls: cert and key must be set together")
+	}
+	src := &tlsSource{insecure: t.InsecureSkipVerify}
+	var err error
+	if src.ca, err = compilePEM("clientConfig.tls.ca", t.CA); err != nil {
+		return nil, nil, err
+	}
+	if src.cert, err = compilePEM("clientConfig.tls.cert", t.Cert); err != nil {
+		return nil, nil, err
+	}
+	if src.key, err = compilePEM("clientConfig.tls.key", t.Key); err != nil {
+		return nil, nil, err
+	}
+	conf, err := src.build()
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, conf, nil
+}
+
+// compilePEM takes v as PEM content when it holds a PEM block, and otherwise as the path of a PEM
+// file. The error never quotes v: a key put where a path belongs must not reach the log.
+func compilePEM(field, v string) (pemSource, error) {
+	p := pemSource{field: field}
+	switch {
+	case v == "":
+	case strings.Contains(v, "-----BEGIN "):
+		p.inline = []byte(v)
+	default:
+		file, err := openWatched(v, maxPEMFileBytes, time.Now())
+		if err != nil {
+			return p, fmt.Errorf("%s: neither PEM content nor a readable file: %w", field, err)
+		}
+		p.file = file
+	}
+	return p, nil
+}
+
+// content returns the PEM of p: inline, or the file's accepted content.
+func (p *pemSource) content() []byte {
+	if p.file != nil {
+		return p.file.accepted()
+	}
+	return p.inline
+}
+
+// build makes the TLS configuration from the current PEM contents.
+func (t *tlsSource) build() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.insecure}
+	if ca := t.ca.content(); ca != nil {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
+		if !pool.AppendCertsFromPEM(ca) {
 			return nil, errors.New("clientConfig.tls.ca: no PEM certificate found")
 		}
 		conf.RootCAs = pool
 	}
-	if (t.Cert == "") != (t.Key == "") {
-		return nil, errors.New("clientConfig.tls: cert and key must be set together")
-	}
-	if t.Cert != "" {
-		certPEM, err := readPEM(t.Cert)
+	if cert := t.cert.content(); cert != nil {
+		pair, err := tls.X509KeyPair(cert, t.key.content())
 		if err != nil {
-			return nil, fmt.Errorf("clientConfig.tls.cert: %w", err)
-		}
-		keyPEM, err := readPEM(t.Key)
-		if err != nil {
-			return nil, fmt.Errorf("clientConfig.tls.key: %w", err)
-		}
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("clientConfig.tls: cert and key: %w", err)
+			return nil, errors.New("clientConfig.tls: cert and key: " + keyPairProblem(err))
 		}
 		conf.Certificates = []tls.Certificate{pair}
 	}
 	return conf, nil
 }
 
-// readPEM returns v itself when it holds PEM content, and otherwise reads the file v names.
-func readPEM(v string) ([]byte, error) {
-	if strings.Contains(v, "-----BEGIN ") {
-		return []byte(v), nil
+// poll reads the TLS files again when their time has come, and reports whether one changed.
+func (t *tlsSource) poll(now time.Time) bool {
+	changed := false
+	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
+		if p.file != nil && p.file.poll(now) != nil {
+			changed = true
+		}
 	}
-	b, err := os.ReadFile(v)
-	if err != nil {
-		return nil, fmt.Errorf("neither PEM content nor a readable file: %w", err)
+	return changed
+}
+
+// fail records why the files failed to make a TLS configuration, for fileProblems.
+func (t *tlsSource) fail(problem string) {
+	t.mu.Lock()
+	t.problem = problem
+	t.mu.Unlock()
+}
+
+// fileProblems returns, once each, the problems met while re-reading the TLS files.
+func (t *tlsSource) fileProblems() []string {
+	t.mu.Lock()
+	var out []string
+	if t.problem != "" {
+		out = append(out, t.problem)
+		t.problem = ""
 	}
-	return b, nil
+	t.mu.Unlock()
+	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
+		if p.file != nil {
+			if problem := p.file.takeProblem(); problem != "" {
+				out = append(out, p.field+": "+problem)
+			}
+		}
+	}
+	return out
+}
+
+// keyPairProblem names why tls.X509KeyPair refused a certificate and key, in its own fixed words;
+// anything else is summed up, since an error could quote what it parsed.
+func keyPairProblem(err error) string {
+	msg := err.Error()
+	for _, known := range []string{
+		"private key does not match public key",
+		"failed to find any PEM data in certificate input",
+		"failed to find any PEM data in key input",
+		"failed to find certificate PEM data in certificate input",
+		"failed to find PEM block with type ending in \"PRIVATE KEY\" in key input",
+		"unknown private key type",
+	} {
+		if strings.Contains(msg, known) {
+			return known
+		}
+	}
+	return "they cannot be parsed"
 }
 
 // validHeaderName reports whether s is an RFC 9110 section 5.6.2 token.

@@ -15,11 +15,17 @@ import (
 // twenty such calls; this one makes as few as it can, and anything unusual falls back to serve,
 // which decides again from scratch. Everything it needs is computed once, in New.
 type fastPath struct {
-	header      string   // canonical name of the header that carries the token
-	prefix      string   // the auth scheme and one space, e.g. "Bearer ", or "" without a scheme
-	maxLen      int      // longest token accepted
-	forward     []string // canonical forwardHeaders names, aligned with verdict.values
+	header string // canonical name of the header that carries the token
+	prefix string // the auth scheme and one space, e.g. "Bearer ", or "" without a scheme
+	maxLen int    // longest token accepted
+	// twins are the underscore twins of the forwardHeaders names and of the token's header, which
+	// every request loses. The forwardHeaders names themselves are always overwritten.
+	twins       []string
 	forwardAuth bool
+	// withQuery and withCookie tell that the query or a cookie may carry a token too: a request
+	// that has a query string or cookies goes to serve, which removes those carriers.
+	withQuery  bool
+	withCookie bool
 	// The cache's lock and map, held directly: each selector costs the interpreter on every hit.
 	// The map is made once with the cache and never replaced.
 	mu      *sync.RWMutex
@@ -27,18 +33,21 @@ type fastPath struct {
 }
 
 // newFastPath returns the fast path of s, or nil when s has none: the token must come from a
-// header, and the cache key must not depend on rendered header templates.
+// header, the cache key must not depend on rendered header templates, and the twins of every
+// forwarded header must be listed.
 func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
-	if s.source.header == "" || idp.templated != nil || s.cache.TTLSeconds == 0 {
+	if s.source.header == "" || idp.templated != nil || s.cache.TTLSeconds == 0 || s.identity.scan != nil {
 		return nil
 	}
-	f := &fastPath{header: s.source.header, maxLen: s.source.maxLen, forwardAuth: s.forwardAuth, mu: &cache.mu, entries: cache.entries}
+	f := &fastPath{
+		header: s.source.header, maxLen: s.source.maxLen, forwardAuth: s.forwardAuth,
+		withQuery: s.source.query != "", withCookie: s.source.cookie != "",
+		mu: &cache.mu, entries: cache.entries,
+	}
 	if s.source.scheme != "" {
 		f.prefix = s.source.scheme + " "
 	}
-	for _, fh := range s.forward {
-		f.forward = append(f.forward, fh.name)
-	}
+	f.twins = append(append(f.twins, s.identity.twins...), s.source.headerTwins...)
 	return f
 }
 
@@ -49,7 +58,7 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 func fastHit(f *fastPath, req *http.Request) bool {
 	h := req.Header
 	vals := h[f.header]
-	if len(vals) != 1 {
+	if len(vals) != 1 || (f.withQuery && req.URL.RawQuery != "") || (f.withCookie && len(h["Cookie"]) != 0) {
 		return false
 	}
 	value := vals[0]
@@ -74,13 +83,12 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	if now >= e.passUntil || now < e.passFrom {
 		return false
 	}
+	for _, name := range f.twins {
+		delete(h, name)
+	}
 	values := e.v.values
-	for i, name := range f.forward {
-		if values[i] == "" {
-			delete(h, name)
-		} else {
-			h[name] = []string{values[i]}
-		}
+	for i, name := range e.v.names {
+		h[name] = []string{values[i]}
 	}
 	if !f.forwardAuth {
 		delete(h, f.header)

@@ -66,6 +66,8 @@ func extractReasons(src tokenSource) map[string]bool {
 		src.header + " header has another auth scheme": true,
 		"several query parameters":                     true,
 		"several cookies":                              true,
+		"query parameter cannot be decoded":            true,
+		"cookie value is malformed":                    true,
 		"token longer than tokenSource.maxLength":      true,
 		"token has a character outside visible ASCII":  true,
 	}
@@ -90,6 +92,9 @@ func FuzzTokenExtract(f *testing.F) {
 		{"", "", "access_token=", "session=c1"},
 		{"", "", ";;&&==", "session=; other=x"},
 		{"", "", "", "session=c1; session=c2"},
+		{"", "", "access_token=good&access_token=forged%zz", ""},
+		{"", "", "access_token=good&x=1;access_token=forged", ""},
+		{"", "", "", `session=good; session=bad"value`},
 		{"", "", "", `session="quoted"`},
 		{"", "", "", "session=c\u00f6"},
 		{"Bearer tok\r\n", "", "", ""},
@@ -131,8 +136,8 @@ func FuzzTokenExtract(f *testing.F) {
 			}
 
 			// The fast path on an empty cache takes nothing and leaves the request untouched.
-			fp := &fastPath{header: src.header, maxLen: src.maxLen, forward: []string{"X-User"},
-				entries: map[cacheKey]*cacheEntry{}, mu: &sync.RWMutex{}}
+			fp := &fastPath{header: src.header, maxLen: src.maxLen, twins: []string{"X_user"},
+				withQuery: src.query != "", withCookie: src.cookie != "", entries: map[cacheKey]*cacheEntry{}, mu: &sync.RWMutex{}}
 			if src.scheme != "" {
 				fp.prefix = src.scheme + " "
 			}
@@ -155,7 +160,7 @@ func FuzzTokenExtract(f *testing.F) {
 			candidate := vals[0][len(fp.prefix):]
 			now := time.Now().Unix()
 			fp.entries[sha256.Sum256([]byte(candidate))] = &cacheEntry{
-				v:          &verdict{exp: math.MaxInt64, nbf: math.MinInt64, values: []string{"alice"}},
+				v:          &verdict{exp: math.MaxInt64, nbf: math.MinInt64, names: []string{"X-User"}, values: []string{"alice"}},
 				freshUntil: now + 60,
 				passFrom:   math.MinInt64,
 				passUntil:  now + 60,

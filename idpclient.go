@@ -3,6 +3,7 @@ package oauthintrospection
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,18 +14,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 )
 
 // maxResponseBytes caps the introspection response we read; a larger body is an error.
 const maxResponseBytes = 1 << 20
-
-// Outcomes of an introspection call.
-const (
-	idpAnswered = iota // a 200 with a JSON object: claims holds it
-	idpFailed          // no usable answer: unreachable, timed out, non-200 or unparseable
-)
 
 // idpClient calls an RFC 7662 introspection endpoint. It is safe for concurrent use.
 type idpClient struct {
@@ -34,9 +30,13 @@ type idpClient struct {
 	templated  []headerTemplate // the headers whose value depends on the request
 	static     http.Header      // all the headers, when none is templated; read-only
 	auth       *clientAuth      // nil when credentials come only from headers
-	client     *http.Client
-	timeout    time.Duration // bounds a whole introspection, retries included
+	tls        *tlsSource       // nil without clientConfig.tls
+	timeout    time.Duration    // bounds a whole introspection, retries included
 	maxRetries int
+
+	mu sync.Mutex
+	// Guarded by mu: replaced when a TLS file changes.
+	client *http.Client
 }
 
 // attemptResult is what one HTTP exchange with the endpoint produced.
@@ -48,33 +48,15 @@ type attemptResult struct {
 }
 
 func newIDPClient(s *settings) *idpClient {
-	timeout := time.Duration(s.timeout) * time.Second
-	// No custom dialer: Yaegi v0.16.1 rejects a method value of net.Dialer in a struct literal, and
-	// the request context's deadline already bounds the dial.
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		TLSClientConfig:       s.tlsConfig,
-		TLSHandshakeTimeout:   timeout,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       30 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
 	c := &idpClient{
 		endpoint:   s.endpoint,
 		headers:    s.headers,
 		auth:       s.auth,
-		timeout:    timeout,
+		tls:        s.tls,
+		timeout:    time.Duration(s.timeout) * time.Second,
 		maxRetries: s.maxRetries,
-		client: &http.Client{
-			Transport: transport,
-			// RFC 7662 section 2: the answer comes from this endpoint. A redirect is a failure,
-			// never followed, so a token is never sent to another URL. (The parameters are named
-			// because Yaegi v0.16.1 mis-assigns the results of a func literal with unnamed ones.)
-			CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse },
-		},
 	}
+	c.client = c.newHTTPClient(s.tlsConfig)
 	for _, h := range s.headers {
 		if h.tmpl != nil {
 			c.templated = append(c.templated, h)
@@ -90,27 +72,85 @@ func newIDPClient(s *settings) *idpClient {
 	return c
 }
 
+// newHTTPClient makes the HTTP client of the endpoint with the TLS configuration conf.
+func (c *idpClient) newHTTPClient(conf *tls.Config) *http.Client {
+	// No custom dialer: Yaegi v0.16.1 rejects a method value of net.Dialer in a struct literal, and
+	// the request context's deadline already bounds the dial.
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		TLSClientConfig:       conf,
+		TLSHandshakeTimeout:   c.timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{
+		Transport: transport,
+		// RFC 7662 section 2: the answer comes from this endpoint. A redirect is a failure,
+		// never followed, so a token is never sent to another URL. (The parameters are named
+		// because Yaegi v0.16.1 mis-assigns the results of a func literal with unnamed ones.)
+		CheckRedirect: func(req *http.Request, via []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// httpClient returns the client to call the endpoint with. When a TLS file changed, it first
+// replaces the client by one with the new files; if they do not make a TLS configuration, the
+// old client stays and the problem is logged.
+func (c *idpClient) httpClient(now time.Time) *http.Client {
+	if c.tls != nil && c.tls.poll(now) {
+		if conf, err := c.tls.build(); err != nil {
+			c.tls.fail(err.Error())
+		} else {
+			fresh := c.newHTTPClient(conf)
+			c.mu.Lock()
+			old := c.client
+			c.client = fresh
+			c.mu.Unlock()
+			old.CloseIdleConnections()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.client
+}
+
+// fileProblems returns, once each, the problems met while re-reading the files the configuration
+// names, by option name.
+func (c *idpClient) fileProblems() []string {
+	var out []string
+	if c.auth != nil {
+		out = c.auth.fileProblems()
+	}
+	if c.tls != nil {
+		out = append(out, c.tls.fileProblems()...)
+	}
+	return out
+}
+
 // introspect asks the endpoint about token, sending the extra headers, and returns the decoded
-// answer, or idpFailed with a reason. Transient failures are retried with backoff until maxRetries
-// or the timeout runs out.
-func (c *idpClient) introspect(ctx context.Context, extra http.Header, token string) (map[string]any, int, string) {
+// answer, or why there is none. Transient failures are retried with backoff until maxRetries or
+// the timeout runs out.
+func (c *idpClient) introspect(ctx context.Context, extra http.Header, token string) (map[string]any, string) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	client := c.httpClient(time.Now())
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
 	form := "token=" + url.QueryEscape(token) + c.hintField
 	var r attemptResult
 	attempts := 0
 	for {
 		attempts++
-		r = c.attempt(ctx, form, extra)
+		r = c.attempt(ctx, client, form, extra)
 		if r.err == "" {
-			return r.claims, idpAnswered, ""
+			return r.claims, ""
 		}
 		if !r.retry || attempts > c.maxRetries || !c.pause(ctx, attempts-1, r.after) {
 			break
 		}
 	}
-	return nil, idpFailed, fmt.Sprintf("%s (attempts: %d)", r.err, attempts)
+	return nil, fmt.Sprintf("%s (attempts: %d)", r.err, attempts)
 }
 
 // pause waits before retry number try+1. It returns false when the wait would not fit in the
@@ -135,7 +175,7 @@ func backoff(try int) time.Duration {
 }
 
 // attempt makes one HTTP exchange.
-func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header) attemptResult {
+func (c *idpClient) attempt(ctx context.Context, client *http.Client, form string, extra http.Header) attemptResult {
 	authorization := ""
 	if c.auth != nil {
 		fields, header, err := c.auth.credentials(time.Now())
@@ -147,7 +187,7 @@ func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
 	if err != nil {
-		return attemptResult{err: "building request: " + err.Error()}
+		return attemptResult{err: "building the request failed"}
 	}
 	for k, v := range extra {
 		req.Header[k] = v
@@ -159,10 +199,10 @@ func (c *idpClient) attempt(ctx context.Context, form string, extra http.Header)
 	// Our Content-Type and Accept win over configured headers: the body is ours.
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		// A transport error is worth retrying, unless our own deadline or the client ended it.
-		return attemptResult{err: "request failed: " + describeTransportError(ctx, err), retry: ctx.Err() == nil}
+		return attemptResult{err: "request failed: " + transportFailure(ctx, err), retry: ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -202,16 +242,46 @@ var knownErrorCodes = map[string]bool{
 	"server_error": true, "temporarily_unavailable": true, "access_denied": true,
 }
 
-// describeTransportError names the failure without echoing the request (which holds the token in
-// its body, never in the URL, so err is safe to log).
-func describeTransportError(ctx context.Context, err error) string {
-	if ctx.Err() == context.DeadlineExceeded {
+// transportFailure names the kind of a transport error. The error's own text is never logged: Go
+// quotes in it what the endpoint sent (a malformed status line or header) and the names of its
+// certificate, line breaks and escape codes included, so any peer that answers on the endpoint's
+// address could write into the log.
+func transportFailure(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
 		return "timed out"
-	}
-	if ctx.Err() != nil {
+	case ctx.Err() != nil:
 		return "canceled"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the endpoint"
 	}
-	return err.Error()
+	// The remaining kinds are told apart by fixed phrases of the standard library's messages: the
+	// interpreter has no syscall package to compare errnos with (docs/development.md).
+	msg := err.Error()
+	for _, k := range transportKinds {
+		if strings.Contains(msg, k.phrase) {
+			return k.kind
+		}
+	}
+	return "transport error"
+}
+
+// transportKinds maps phrases of net, net/http, crypto/tls and crypto/x509 errors to the kind
+// logged, most specific first.
+var transportKinds = []struct{ phrase, kind string }{
+	{"certificate is valid for", "TLS: the certificate does not match the host"},
+	{"x509: certificate signed by unknown authority", "TLS: the certificate is not trusted"},
+	{"x509: certificate has expired", "TLS: the certificate has expired or is not yet valid"},
+	{"x509: ", "TLS: the certificate was refused"},
+	{"tls: ", "TLS: the handshake failed"},
+	{"server gave HTTP response to HTTPS client", "TLS: the endpoint answered in plain HTTP"},
+	{"connection refused", "connection refused"},
+	{"connection reset", "connection reset"},
+	{"timeout", "timed out"},
+	{"no such host", "host not found"},
+	{"network is unreachable", "network unreachable"},
+	{"malformed", "protocol error: malformed response"},
+	{"net/http: ", "protocol error"},
 }
 
 // retryAfter parses a Retry-After header in seconds (RFC 9110 section 10.2.3). The HTTP-date form
@@ -237,7 +307,7 @@ func decodeAnswer(resp *http.Response) (map[string]any, string) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return nil, "reading answer: " + err.Error()
+		return nil, "reading the answer failed"
 	}
 	if len(body) > maxResponseBytes {
 		return nil, "answer larger than 1 MiB"

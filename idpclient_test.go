@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -271,4 +272,94 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTransportErrorsAreLoggedByKind: what an endpoint sends back never reaches the log, since net/http
+// and crypto/x509 quote it in their errors. A malformed status line, a malformed header and a
+// certificate whose names hold a line break each give a log line that names the kind of failure
+// and nothing of what the peer sent.
+func TestTransportErrorsAreLoggedByKind(t *testing.T) {
+	const marker = "tok-marker-FORGED"
+	testCases := []struct {
+		desc string
+		peer func(t *testing.T) (string, TLSConfig) // the endpoint's URL and the TLS options to reach it
+		want string
+	}{
+		{desc: "malformed status line", peer: rawPeer("HTTP/1.1 2x0 " + marker + "\r\n\r\n"), want: "request failed: protocol error: malformed response"},
+		{desc: "malformed header", peer: rawPeer("HTTP/1.1 200 OK\r\nBad Header " + marker + "\r\n\r\n"), want: "request failed: protocol error: malformed response"},
+		{desc: "certificate names with a line break", peer: func(t *testing.T) (string, TLSConfig) {
+			ca := newTestCA(t, "names")
+			leaf := ca.leaf(t, "", "evil\n"+marker+", not localhost\x1b[2J")
+			srv := httptest.NewUnstartedServer(activeHandler())
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}}
+			srv.StartTLS()
+			t.Cleanup(func() { srv.Close() })
+			_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+			return "https://localhost:" + port, TLSConfig{CA: ca.certPEM}
+		}, want: "request failed: TLS: the certificate does not match the host"},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			endpoint, tlsOptions := test.peer(t)
+			cfg := bearerConfig(endpoint)
+			cfg.ClientConfig.MaxRetries = 0
+			cfg.ClientConfig.TLS = tlsOptions
+			h, err := New(context.Background(), &upstream{}, cfg, "transport-"+test.desc+"@test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := captureLogs(h.(*middleware))
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set("Authorization", "Bearer t")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			expectStatus(t, rec, http.StatusServiceUnavailable)
+			out := logs()
+			if !strings.Contains(out, test.want) {
+				t.Errorf("the log does not name the kind %q:\n%s", test.want, out)
+			}
+			for _, leak := range []string{marker, "2x0", "Bad Header", "evil", "\x1b"} {
+				if strings.Contains(out, leak) {
+					t.Errorf("the log holds %q, sent by the peer:\n%s", leak, out)
+				}
+			}
+			if n := strings.Count(out, "\n"); n != 2 {
+				t.Errorf("%d log lines, want 2 (the failure and the denial):\n%s", n, out)
+			}
+		})
+	}
+}
+
+// rawPeer makes a peer that listens on loopback and answers every connection with response, then
+// closes it.
+func rawPeer(response string) func(t *testing.T) (string, TLSConfig) {
+	return func(t *testing.T) (string, TLSConfig) {
+		return rawPeerURL(t, response), TLSConfig{}
+	}
+}
+
+// rawPeerURL starts a raw peer (see rawPeer) and returns the URL of an endpoint there.
+func rawPeerURL(t *testing.T, response string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, _ = c.Read(buf)
+				_, _ = io.WriteString(c, response)
+			}(conn)
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/introspect"
 }

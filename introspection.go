@@ -4,16 +4,13 @@
 package oauthintrospection
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -29,26 +26,15 @@ var (
 
 // middleware is the http.Handler built by New.
 type middleware struct {
-	next     http.Handler
-	name     string
+	next http.Handler
+	// settings, idp and cache come from the registry: every handler of one middleware name and
+	// configuration runs on the same ones, whichever New built it.
 	settings *settings
 	idp      *idpClient
 	cache    *verdictCache
 	fast     *fastPath // nil when the configuration has no fast path
 	// logf writes one log line; level is "debug" or "error". Tests replace it to capture output.
 	logf func(level, msg string)
-}
-
-// verdict is what the middleware concluded from one introspection answer. It depends only on the
-// answer and the immutable settings, so it can be reused for the same token.
-type verdict struct {
-	status    int      // the status to answer with; 0 forwards the request
-	challenge []string // the WWW-Authenticate value of a denial, if any
-	reason    string   // why, for the log; never contains the token
-	exp       int64    // Unix time from which the token is expired; math.MaxInt64 when unknown
-	nbf       int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
-	values    []string // forwardHeaders values aligned with settings.forward; "" leaves the header absent
-	username  string   // the usernameClaim value, or ""
 }
 
 // New creates the middleware. It validates and compiles the whole configuration, does no network
@@ -70,9 +56,9 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	}
 	sh := sharedFor(name, config, s)
 	lg := sh.log
-	m := &middleware{next: next, name: name, settings: s, idp: sh.idp, cache: sh.cache}
+	m := &middleware{next: next, settings: sh.settings, idp: sh.idp, cache: sh.cache}
 	m.logf = func(level, msg string) { lg.log(level, msg) }
-	m.fast = newFastPath(s, sh.cache, sh.idp)
+	m.fast = newFastPath(sh.settings, sh.cache, sh.idp)
 	return m, nil
 }
 
@@ -88,14 +74,14 @@ func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 // serve is the general path: every token source, misses, denials and failures.
 func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
-	m.dropClientIdentity(req)
+	dropIdentity(req, &m.settings.identity)
 	token, from, reason := m.settings.source.extract(req)
 	if reason != "" {
 		m.deny(rw, reject(http.StatusUnauthorized, challengeMissing, reason))
 		return
 	}
-	now := time.Now().Unix()
-	v := checkTime(m.cached(req, token, now), now)
+	v, now := m.verdictFor(req, token)
+	v = checkTime(v, now)
 	if v.status != 0 {
 		m.deny(rw, v)
 		return
@@ -103,112 +89,80 @@ func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
 	m.forward(rw, req, v, from)
 }
 
-// dropClientIdentity removes everything a client could send to impersonate the IdP's answer: the
-// forwarded headers, even when their claim turns out missing, and any user in the request URL.
-func (m *middleware) dropClientIdentity(req *http.Request) {
-	for _, f := range m.settings.forward {
-		delete(req.Header, f.name)
+// verdictFor returns the verdict for token, from the cache or from the IdP, and the time it is to
+// be checked at: the time of the lookup for a cached answer, the time the answer arrived for a new
+// one, since the IdP may take up to timeoutSeconds to answer.
+func (m *middleware) verdictFor(req *http.Request, token string) (*verdict, int64) {
+	rendered, err := m.idp.renderHeaders(req)
+	if err != nil {
+		m.logf("error", "introspection failed: "+err.Error())
+		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), 0
 	}
-	req.URL.User = nil
+	key := tokenKey(token, rendered, m.idp.templated)
+	now := time.Now().Unix()
+	if e := m.cache.get(key); e != nil && now < e.freshUntil {
+		return e.v, now
+	}
+	return m.resolve(req, token, rendered, key)
 }
 
-// introspect calls the IdP and turns its answer into a verdict.
-func (m *middleware) introspect(ctx context.Context, rendered http.Header, token string) *verdict {
-	claims, outcome, reason := m.idp.introspect(ctx, rendered, token)
-	if m.idp.auth != nil {
-		if e := m.idp.auth.secret.takeError(); e != "" {
-			m.logf("error", "clientConfig.clientSecretFile: re-reading failed, the last secret stays in use: "+e)
+// resolve handles a miss: one introspection per key at a time, whatever the number of requests
+// waiting for it. A waiter gives up when its own request ends. The leader publishes its verdict on
+// every path, a panic included, so that no waiter waits for an introspection nobody will finish.
+func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key cacheKey) (v *verdict, now int64) {
+	p, leader := m.cache.join(key)
+	if !leader {
+		p.waiters.Add(1)
+		if firstReady(p.done, req.Context().Done()) {
+			return p.v, time.Now().Unix()
 		}
+		return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection"), 0
 	}
-	if outcome != idpAnswered {
+	published := false
+	defer func() {
+		if published {
+			return
+		}
+		r := recover()
+		v = reject(http.StatusServiceUnavailable, nil, "internal error")
+		now = 0
+		m.cache.publish(key, p, v, nil, false)
+		m.logf("error", "introspection failed: internal error ("+panicText(r)+")")
+	}()
+	// The call outlives the leader's request if that one is cancelled: others may be waiting.
+	var answered bool
+	v, answered = m.askIdP(context.WithoutCancel(req.Context()), rendered, token)
+	now = time.Now().Unix()
+	old := m.cache.get(key)
+	switch {
+	case answered:
+		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:
+		// an inactive token must never come back through staleIfErrorSeconds.
+		m.cache.publish(key, p, v, m.cache.newEntry(v, now), true)
+	case old != nil && now < old.staleUntil:
+		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
+		v = old.v
+		m.cache.publish(key, p, v, stillStale(old, now), false)
+	default:
+		m.cache.publish(key, p, v, nil, false)
+	}
+	published = true
+	return v, now
+}
+
+// askIdP introspects token and judges the answer. answered is false when no answer came: the IdP
+// could not be reached, failed, or sent something that is not an introspection response. Only then
+// may a stale cached answer stand in.
+func (m *middleware) askIdP(ctx context.Context, rendered http.Header, token string) (*verdict, bool) {
+	claims, reason := m.idp.introspect(ctx, rendered, token)
+	for _, problem := range m.idp.fileProblems() {
+		m.logf("error", problem+"; the last good content stays in use")
+	}
+	if reason != "" {
 		m.logf("error", "introspection failed: "+reason)
-		return reject(http.StatusServiceUnavailable, nil, "introspection failed")
+		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), false
 	}
-	return judge(m.settings, claims)
-}
-
-// judge derives the verdict from an introspection answer.
-func judge(s *settings, claims map[string]any) *verdict {
-	// RFC 7662 section 2.2: only the JSON boolean true means active.
-	if active, ok := claims["active"].(bool); !ok || !active {
-		return reject(http.StatusUnauthorized, challengeInvalid, "token is not active")
-	}
-	v := &verdict{}
-	var ok bool
-	if v.exp, ok = timeClaim(claims, "exp", math.MaxInt64); !ok {
-		return reject(http.StatusServiceUnavailable, nil, "answer has a malformed exp")
-	}
-	if v.nbf, ok = timeClaim(claims, "nbf", math.MinInt64); !ok {
-		return reject(http.StatusServiceUnavailable, nil, "answer has a malformed nbf")
-	}
-	if s.claims != nil && !s.claims.eval(claims) {
-		v.status = http.StatusForbidden
-		v.challenge = challengeScope
-		v.reason = "claims expression is false"
-		return v
-	}
-	v.values = make([]string, len(s.forward))
-	for i, f := range s.forward {
-		val, ok := forwardValue(claims, f.path)
-		if !ok {
-			return reject(http.StatusServiceUnavailable, nil, "claim for "+f.name+" has a control character")
-		}
-		v.values[i] = val
-	}
-	if s.usernamePath != nil {
-		if raw, found := lookupClaim(claims, s.usernamePath); found {
-			v.username, _ = claimText(raw)
-		}
-		// The user reaches Traefik's access log as it is: a line break would forge log lines.
-		if !validHeaderValue(v.username) {
-			return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
-		}
-	}
-	return v
-}
-
-// timeClaim reads a NumericDate claim (RFC 7519 section 2). missing is returned when the claim is
-// absent; ok is false when it is present but not a number.
-func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
-	raw, found := claims[key]
-	if !found || raw == nil {
-		return missing, true
-	}
-	n, isNumber := raw.(json.Number)
-	if !isNumber {
-		return 0, false
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	// Clamp before converting: a float beyond the int64 range converts to an arbitrary value (an nbf
-	// of 1e19 would become MinInt64, "valid since forever").
-	if f >= math.MaxInt64 {
-		return math.MaxInt64, true
-	}
-	if f <= math.MinInt64 {
-		return math.MinInt64, true
-	}
-	return int64(f), true
-}
-
-// checkTime rejects a token whose exp or nbf says it is not valid at now (RFC 7662 section 2.2),
-// even when the IdP said it is active. It runs on every request, cached verdicts included. It does
-// not modify v, which may be shared.
-func checkTime(v *verdict, now int64) *verdict {
-	if now >= v.exp {
-		return reject(http.StatusUnauthorized, challengeInvalid, "token expired")
-	}
-	if now < v.nbf {
-		return reject(http.StatusUnauthorized, challengeInvalid, "token not yet valid")
-	}
-	return v
-}
-
-// reject builds the verdict of a request that may not pass.
-func reject(status int, challenge []string, reason string) *verdict {
-	return &verdict{status: status, challenge: challenge, reason: reason, exp: math.MaxInt64, nbf: math.MinInt64}
+	return judge(m.settings, claims), true
 }
 
 // deny answers a request that may not pass (RFC 6750 section 3). The body is only the status
@@ -224,15 +178,16 @@ func (m *middleware) deny(rw http.ResponseWriter, v *verdict) {
 }
 
 // forward sends an authenticated request upstream with the identity taken from the IdP's answer.
-func (m *middleware) forward(rw http.ResponseWriter, req *http.Request, v *verdict, from int) {
+// The verdict carries its own header names, so it can only ever be written as it was computed.
+func (m *middleware) forward(rw http.ResponseWriter, req *http.Request, v *verdict, from tokenFrom) {
 	s := m.settings
-	if !s.forwardAuth {
-		s.source.strip(req, from)
+	keep := fromNone
+	if s.forwardAuth {
+		keep = from
 	}
-	for i, f := range s.forward {
-		if v.values[i] != "" {
-			req.Header[f.name] = []string{v.values[i]}
-		}
+	s.source.stripCarriers(req, keep)
+	for i, name := range v.names {
+		req.Header[name] = []string{v.values[i]}
 	}
 	if v.username != "" {
 		// Traefik's access log reads the user from the URL, as its own BasicAuth sets it.
@@ -241,34 +196,32 @@ func (m *middleware) forward(rw http.ResponseWriter, req *http.Request, v *verdi
 	m.next.ServeHTTP(rw, req)
 }
 
-// forwardValue renders a claim as a header value: strings as they are, numbers without exponent,
-// booleans as true/false, arrays comma-joined and objects as JSON. A missing claim gives "".
-// ok is false when the value cannot travel in a header (a control character).
-func forwardValue(claims map[string]any, path []string) (string, bool) {
-	raw, found := lookupClaim(claims, path)
-	if !found || raw == nil {
-		return "", true
+// dropIdentity removes everything a client could send to impersonate the IdP's answer: the
+// forwarded headers and their underscore twins, even when their claim turns out missing, and any
+// user in the request URL.
+func dropIdentity(req *http.Request, id *identityHeaders) {
+	h := req.Header
+	for _, name := range id.names {
+		delete(h, name)
 	}
-	text := headerText(raw)
-	return text, validHeaderValue(text)
+	for _, name := range id.twins {
+		delete(h, name)
+	}
+	if id.scan != nil {
+		for name := range h {
+			if id.scan[foldHeaderName(name)] {
+				delete(h, name)
+			}
+		}
+	}
+	req.URL.User = nil
 }
 
-func headerText(raw any) string {
-	if text, ok := claimText(raw); ok {
-		return text
+// panicText describes a recovered panic for the log: the runtime's own message for a runtime
+// error, and only the value's type otherwise, since a value can hold anything.
+func panicText(r any) string {
+	if e, ok := r.(runtime.Error); ok {
+		return e.Error()
 	}
-	if list, ok := raw.([]any); ok {
-		parts := make([]string, 0, len(list))
-		for _, item := range list {
-			parts = append(parts, headerText(item))
-		}
-		return strings.Join(parts, ",")
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(raw); err != nil {
-		return ""
-	}
-	return strings.TrimSuffix(b.String(), "\n")
+	return fmt.Sprintf("panic of type %T", r)
 }

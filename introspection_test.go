@@ -187,7 +187,7 @@ func coreScenarios() []scenario {
 			wantStatus: http.StatusOK,
 			wantCalls:  1,
 			wantUpstream: map[string]string{
-				"Group": "admin", "Expires-At": "4102444800", "Authorization": "",
+				"Group": "admin", "Expires-At": "4102444800", "Authorization": absent,
 			},
 			check: func(t *testing.T, f *fakeIDP, _ *http.Request) {
 				_, last, form := f.snapshot()
@@ -306,20 +306,56 @@ func coreScenarios() []scenario {
 			request: bearer("t"), wantStatus: http.StatusServiceUnavailable, wantCalls: 1,
 		},
 		{
-			desc:       "a client-sent identity header is removed even when the claim is missing",
+			desc:       "a client-sent identity header is replaced by an empty one when the claim is missing (as in Hub)",
 			answer:     answerJSON(`{"active":true,"grp":"admin"}`),
 			request:    combine(bearer("t"), header("Expires-At", "9999999999"), header("Group", "root")),
 			wantStatus: http.StatusOK, wantCalls: 1,
 			wantUpstream: map[string]string{"Expires-At": "", "Group": "admin"},
 		},
 		{
+			desc:    "underscore twins of forwarded headers never reach the upstream",
+			answer:  answerJSON(`{"active":true,"grp":"admin","sub":"alice"}`),
+			options: func(u string) map[string]any { return with(hubOptions(u), "forwardHeaders.X-User", "sub") },
+			request: combine(bearer("t"), setRaw("X_user", "mallory"), setRaw("X-User", "mallory"),
+				setRaw("Expires_at", "9999999999"), setRaw("X-Other_x", "kept")),
+			wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"X-User": "alice", "X_user": absent, "Expires_at": absent, "Expires-At": "", "X-Other_x": "kept"},
+		},
+		{
+			desc:       "every configured token carrier is removed, not only the one that carried the token",
+			answer:     answerJSON(activeAdmin()),
+			options:    allSources,
+			target:     "/api?a=1&access_token=forged&b=2;access_token=forged",
+			request:    combine(bearer("t"), header("Cookie", "theme=dark; session=forged")),
+			wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"Authorization": absent, "Cookie": "theme=dark"},
+			check: func(t *testing.T, f *fakeIDP, u *http.Request) {
+				_, _, form := f.snapshot()
+				expectEqual(t, "token", form.Get("token"), "t")
+				expectEqual(t, "upstream query", u.URL.RawQuery, "a=1")
+			},
+		},
+		{
+			desc:       "forwardAuthorization keeps only the carrier that was checked",
+			answer:     answerJSON(activeAdmin()),
+			options:    func(u string) map[string]any { return with(allSources(u), "forwardAuthorization", "true") },
+			target:     "/api?access_token=forged&a=1",
+			request:    combine(bearer("t"), header("Cookie", "session=forged; theme=dark")),
+			wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"Authorization": "Bearer t", "Cookie": "theme=dark"},
+			check: func(t *testing.T, _ *fakeIDP, u *http.Request) {
+				expectEqual(t, "upstream query", u.URL.RawQuery, "a=1")
+			},
+		},
+		{
 			desc:    "forwardHeaders render numbers, booleans, arrays, objects and nested paths",
-			answer:  answerJSON(`{"active":true,"exp":4.1024448e+09,"ratio":0.25,"admin":true,"areas":["office","home"],"user":{"name":"John Snow","tags":["a"]},"empty":""}`),
+			answer:  answerJSON(`{"active":true,"exp":4.1024448e+09,"ratio":0.25,"admin":true,"areas":["office","home"],"user":{"name":"John Snow","tags":["a"]},"empty":"","null":null}`),
 			options: forwardAll,
 			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
 			wantUpstream: map[string]string{
 				"X-Exp": "4102444800", "X-Ratio": "0.25", "X-Admin": "true", "X-Areas": "office,home",
 				"X-User": `{"name":"John Snow","tags":["a"]}`, "X-Name": "John Snow", "X-Missing": "", "X-Empty": "",
+				"X-Null": "",
 			},
 		},
 		{
@@ -335,6 +371,13 @@ func coreScenarios() []scenario {
 			options: func(u string) map[string]any { return with(hubOptions(u), "forwardAuthorization", "true") },
 			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
 			wantUpstream: map[string]string{"Authorization": "Bearer t"},
+		},
+		{
+			desc:    "four forwarded headers keep their own claims across handlers and reloads",
+			answer:  answerJSON(`{"active":true,"role":"role-0","sub":"sub-0","team":"team-0","mail":"mail-0"}`),
+			options: fourHeaders,
+			request: bearer("t"), wantStatus: http.StatusOK, wantCalls: 1,
+			wantUpstream: map[string]string{"X-Role": "role-0", "X-User": "sub-0", "X-Team": "team-0", "X-Mail": "mail-0"},
 		},
 		{
 			desc:   "query source: token taken from the query and removed before upstream",
@@ -426,8 +469,21 @@ func forwardAll(u string) map[string]any {
 	o := with(hubOptions(u), "claims", nil)
 	return with(o, "forwardHeaders", map[string]any{
 		"X-Exp": "exp", "X-Ratio": "ratio", "X-Admin": "admin", "X-Areas": "areas", "X-User": "user",
-		"X-Name": "user.name", "X-Missing": "nope", "X-Empty": "empty",
+		"X-Name": "user.name", "X-Missing": "nope", "X-Empty": "empty", "X-Null": "null",
 	})
+}
+
+// allSources is the Hub manifest with every token source configured.
+func allSources(u string) map[string]any {
+	return with(hubOptions(u), "tokenSource", map[string]any{
+		"header": "Authorization", "headerAuthScheme": "Bearer", "query": "access_token", "cookie": "session",
+	})
+}
+
+// fourHeaders forwards four claims, as the security review did on six routers.
+func fourHeaders(u string) map[string]any {
+	o := with(hubOptions(u), "claims", nil)
+	return with(o, "forwardHeaders", map[string]any{"X-Role": "role", "X-User": "sub", "X-Team": "team", "X-Mail": "mail"})
 }
 
 func bearer(tok string) func(*http.Request) { return header("Authorization", "Bearer "+tok) }
@@ -474,27 +530,43 @@ func expectEqual(t *testing.T, what, got, want string) {
 	}
 }
 
-// runScenarios runs every scenario through handlers made by build.
+// absent, as a wantUpstream value, means that the header must not reach the upstream at all; ""
+// means that it arrives with an empty value.
+const absent = "\x00absent"
+
+// runScenarios runs every scenario the way Traefik uses one middleware: its first request goes
+// through the handler of one router, the second through the handler of another router, built by a
+// second New with the same name and configuration, and the third through a handler of a third New,
+// as a reload gives. All three must give the same answer and send the same identity upstream, so
+// the second and third requests, which may be served from the cache (and by the fast path), read
+// verdicts the first handler computed.
 func runScenarios(t *testing.T, build builder, scenarios []scenario) {
 	for i, sc := range scenarios {
 		sc := sc
 		name := fmt.Sprintf("scenario-%d@test", i)
 		t.Run(sc.desc, func(t *testing.T) {
 			idp := newFakeIDP(t, sc.answer)
-			options := hubOptions(idp.srv.URL)
-			if sc.options != nil {
-				options = sc.options(idp.srv.URL)
+			options := func() map[string]any {
+				if sc.options != nil {
+					return sc.options(idp.srv.URL)
+				}
+				return hubOptions(idp.srv.URL)
 			}
 			up := &upstream{}
-			h, logs, err := build(t, up, options, name)
-			if err != nil {
-				t.Fatalf("building the middleware: %v", err)
+			newHandler := func() (http.Handler, func() string) {
+				h, logs, err := build(t, up, options(), name)
+				if err != nil {
+					t.Fatalf("building the middleware: %v", err)
+				}
+				return h, logs
 			}
+			router1, logs := newHandler()
+			router2, _ := newHandler()
 			target := sc.target
 			if target == "" {
 				target = "/api"
 			}
-			send := func() *httptest.ResponseRecorder {
+			send := func(h http.Handler) *httptest.ResponseRecorder {
 				req := httptest.NewRequest(http.MethodGet, target, nil)
 				if sc.request != nil {
 					sc.request(req)
@@ -503,7 +575,7 @@ func runScenarios(t *testing.T, build builder, scenarios []scenario) {
 				h.ServeHTTP(rec, req)
 				return rec
 			}
-			checkAnswer(t, sc, send(), up)
+			checkAnswer(t, sc, send(router1), up)
 			calls, _, _ := idp.snapshot()
 			if calls != sc.wantCalls {
 				t.Errorf("IdP calls = %d, want %d", calls, sc.wantCalls)
@@ -512,10 +584,11 @@ func runScenarios(t *testing.T, build builder, scenarios []scenario) {
 				seen, _ := up.seen()
 				sc.check(t, idp, seen)
 			}
-			// The same request again may be answered from the cache (and by the fast path): the
-			// answer and what reaches the upstream must not change.
 			up.reset()
-			checkAnswer(t, sc, send(), up)
+			checkAnswer(t, sc, send(router2), up)
+			reloaded, _ := newHandler()
+			up.reset()
+			checkAnswer(t, sc, send(reloaded), up)
 			if strings.Contains(logs(), "tok-123") {
 				t.Errorf("the log contains the token:\n%s", logs())
 			}
@@ -541,16 +614,28 @@ func checkAnswer(t *testing.T, sc scenario, rec *httptest.ResponseRecorder, up *
 	if hits != 1 {
 		t.Fatalf("upstream hits = %d, want 1", hits)
 	}
-	for k, want := range sc.wantUpstream {
-		if got := strings.Join(seen.Header.Values(k), ","); got != want {
-			t.Errorf("upstream header %s = %q, want %q", k, got, want)
-		}
-	}
+	expectUpstream(t, seen.Header, sc.wantUpstream)
 	user := ""
 	if seen.URL.User != nil {
 		user = seen.URL.User.Username()
 	}
 	expectEqual(t, "URL user", user, sc.wantUser)
+}
+
+// expectUpstream checks the headers the upstream saw against want (see absent).
+func expectUpstream(t *testing.T, got http.Header, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		vals, present := got[http.CanonicalHeaderKey(k)]
+		switch {
+		case w == absent && present:
+			t.Errorf("upstream header %s = %q, want it absent", k, vals)
+		case w != absent && !present:
+			t.Errorf("upstream header %s is absent, want %q", k, w)
+		case w != absent && strings.Join(vals, ",") != w:
+			t.Errorf("upstream header %s = %q, want %q", k, strings.Join(vals, ","), w)
+		}
+	}
 }
 
 // configErrorCases are configurations New must refuse, with the field the error must name.

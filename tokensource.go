@@ -6,9 +6,12 @@ import (
 	"strings"
 )
 
-// Where a token was found, so that the credential can be removed before the request goes upstream.
+// tokenFrom says where a request's token was found.
+type tokenFrom int
+
+// The places a token can come from.
 const (
-	fromNone = iota
+	fromNone tokenFrom = iota
 	fromHeader
 	fromQuery
 	fromCookie
@@ -17,18 +20,25 @@ const (
 // tokenSource extracts the client's token. Sources are tried in the order header, query, cookie;
 // the first one present in the request is used. A source that is present but malformed rejects the
 // request: it is not skipped in favour of the next one, so a client cannot smuggle a second token.
+//
+// Copies are counted on the raw request (the raw query string, the raw Cookie headers), never on
+// what Go's parsers keep: url.ParseQuery drops a pair it cannot decode or that holds a ";", and
+// net/http drops a cookie with an invalid value, so the parsed forms can show one copy where the
+// client sent two. Counting and stripping use the same rule, so what is counted is what is removed.
 type tokenSource struct {
 	header string // canonical header name, or ""
 	scheme string // auth scheme expected in header, or ""
 	query  string
 	cookie string
 	maxLen int
+	// headerTwins are the other names a CGI-style backend reads as header (see headerTwins).
+	headerTwins []string
 }
 
 // extract returns the token and where it came from. A non-empty reason means the request carries no
 // usable token: from is fromNone when none was sent, and names the source when it was malformed.
 // The reason never contains the token.
-func (s *tokenSource) extract(req *http.Request) (token string, from int, reason string) {
+func (s *tokenSource) extract(req *http.Request) (token string, from tokenFrom, reason string) {
 	if s.header != "" {
 		if vals := req.Header[s.header]; len(vals) > 0 {
 			token, reason = s.fromHeaderValues(vals)
@@ -37,16 +47,14 @@ func (s *tokenSource) extract(req *http.Request) (token string, from int, reason
 			}
 		}
 	}
-	if s.query != "" {
-		if vals, ok := req.URL.Query()[s.query]; ok {
-			token, reason = single(vals, "query parameter")
-			if token != "" || reason != "" {
-				return s.check(token, fromQuery, reason)
-			}
+	if s.query != "" && req.URL.RawQuery != "" {
+		token, reason = queryToken(req.URL.RawQuery, s.query)
+		if token != "" || reason != "" {
+			return s.check(token, fromQuery, reason)
 		}
 	}
 	if s.cookie != "" {
-		token, reason = cookieValue(req, s.cookie)
+		token, reason = cookieToken(req.Header["Cookie"], s.cookie)
 		if token != "" || reason != "" {
 			return s.check(token, fromCookie, reason)
 		}
@@ -81,7 +89,7 @@ func (s *tokenSource) fromHeaderValues(vals []string) (string, string) {
 }
 
 // check applies the checks every token must pass, wherever it came from.
-func (s *tokenSource) check(token string, from int, reason string) (string, int, string) {
+func (s *tokenSource) check(token string, from tokenFrom, reason string) (string, tokenFrom, string) {
 	if reason != "" {
 		return "", from, reason
 	}
@@ -90,8 +98,8 @@ func (s *tokenSource) check(token string, from int, reason string) (string, int,
 	}
 	// Tokens are visible ASCII (RFC 6750 section 2.1 b64token, RFC 6749 appendix A.12 VSCHAR).
 	// Anything else, including spaces, CR, LF and NUL, is malformed. Trimming every allowed byte
-	// from both ends leaves something exactly when a byte is not allowed; it is one compiled call,
-	// where a byte loop costs the interpreter about 0.5 µs a byte.
+	// from both ends leaves something exactly when a byte is not allowed: one compiled call instead
+	// of an interpreted byte loop (docs/development.md, interpreter costs).
 	if strings.Trim(token, visibleASCII) != "" {
 		return "", from, "token has a character outside visible ASCII"
 	}
@@ -101,55 +109,103 @@ func (s *tokenSource) check(token string, from int, reason string) (string, int,
 // visibleASCII holds every byte from 0x21 to 0x7e.
 const visibleASCII = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
-// single returns the only value of vals; several values are malformed, an empty one is no token.
-func single(vals []string, what string) (string, string) {
-	if len(vals) > 1 {
-		return "", "several " + what + "s"
+// queryToken returns the value of the query parameter name in rawQuery, "" when it is absent or
+// empty, or a reason when it is sent more than once or cannot be read unambiguously.
+func queryToken(rawQuery, name string) (string, string) {
+	copies := 0
+	value, readable := "", true
+	for _, pair := range strings.Split(rawQuery, "&") {
+		if !isQueryCarrier(pair, name) {
+			continue
+		}
+		copies++
+		var err error
+		_, raw, _ := strings.Cut(pair, "=")
+		value, err = url.QueryUnescape(raw)
+		// A ";" is a pair separator to some backends (and makes Go drop the pair): the value
+		// would not mean the same upstream as here.
+		readable = err == nil && !strings.Contains(pair, ";")
 	}
-	if len(vals) == 0 {
-		return "", ""
+	switch {
+	case copies > 1:
+		return "", "several query parameters"
+	case !readable:
+		return "", "query parameter cannot be decoded"
 	}
-	return vals[0], ""
+	return value, ""
 }
 
-// cookieValue returns the value of the named cookie; duplicates are malformed.
-func cookieValue(req *http.Request, name string) (string, string) {
-	var vals []string
-	for _, c := range req.Cookies() {
-		if c.Name == name {
-			vals = append(vals, c.Value)
+// isQueryCarrier reports whether the &-separated pair carries the parameter name: its decoded
+// name is name, or so is the name of one of its ;-separated parts, as some backends split them.
+func isQueryCarrier(pair, name string) bool {
+	for _, part := range strings.Split(pair, ";") {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil && k == name {
+			return true
 		}
 	}
-	return single(vals, "cookie")
+	return false
 }
 
-// strip removes the credential that carried the token, so it does not reach the upstream service.
-func (s *tokenSource) strip(req *http.Request, from int) {
-	switch from {
-	case fromHeader:
-		req.Header.Del(s.header)
-	case fromQuery:
+// cookieToken returns the value of the cookie name in the raw Cookie header lines, "" when it is
+// absent or empty, or a reason when it is sent more than once or its value is not a cookie value.
+func cookieToken(lines []string, name string) (string, string) {
+	copies := 0
+	value := ""
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			key, v, _ := strings.Cut(part, "=")
+			if strings.TrimSpace(key) == name {
+				copies++
+				value = strings.TrimSpace(v)
+			}
+		}
+	}
+	if copies > 1 {
+		return "", "several cookies"
+	}
+	// RFC 6265 section 4.1.1: a value may be enclosed in double quotes, and contains none inside,
+	// nor a backslash. net/http drops such a cookie; here it is malformed.
+	if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+		value = value[1 : len(value)-1]
+	}
+	if strings.ContainsAny(value, "\"\\") {
+		return "", "cookie value is malformed"
+	}
+	return value, ""
+}
+
+// stripCarriers removes every configured place a token can travel in: the header (with its
+// underscore twins), every copy of the query parameter and of the cookie. Only keep, the place the
+// checked token came from, stays, and only when forwardAuthorization asks for it: an unchecked
+// second credential never reaches the upstream service.
+func (s *tokenSource) stripCarriers(req *http.Request, keep tokenFrom) {
+	if s.header != "" {
+		if keep != fromHeader {
+			delete(req.Header, s.header)
+		}
+		for _, twin := range s.headerTwins {
+			delete(req.Header, twin)
+		}
+	}
+	if s.query != "" && keep != fromQuery && req.URL.RawQuery != "" {
 		req.URL.RawQuery = withoutQueryParam(req.URL.RawQuery, s.query)
 		req.RequestURI = req.URL.RequestURI()
-	case fromCookie:
+	}
+	if s.cookie != "" && keep != fromCookie && len(req.Header["Cookie"]) > 0 {
 		stripCookie(req, s.cookie)
 	}
 }
 
-// withoutQueryParam drops every name=value pair of rawQuery whose decoded name is name, leaving
-// the other pairs byte for byte as they were.
+// withoutQueryParam drops every pair of rawQuery that carries the parameter name (isQueryCarrier),
+// leaving the other pairs byte for byte as they were.
 func withoutQueryParam(rawQuery, name string) string {
 	parts := strings.Split(rawQuery, "&")
 	kept := parts[:0]
 	for _, p := range parts {
-		key := p
-		if i := strings.IndexByte(p, '='); i >= 0 {
-			key = p[:i]
+		if !isQueryCarrier(p, name) {
+			kept = append(kept, p)
 		}
-		if k, err := url.QueryUnescape(key); err == nil && k == name {
-			continue
-		}
-		kept = append(kept, p)
 	}
 	return strings.Join(kept, "&")
 }
@@ -160,17 +216,14 @@ func stripCookie(req *http.Request, name string) {
 	for _, line := range req.Header["Cookie"] {
 		for _, part := range strings.Split(line, ";") {
 			part = strings.TrimSpace(part)
-			key := part
-			if i := strings.IndexByte(part, '='); i >= 0 {
-				key = part[:i]
-			}
+			key, _, _ := strings.Cut(part, "=")
 			if part != "" && strings.TrimSpace(key) != name {
 				kept = append(kept, part)
 			}
 		}
 	}
-	req.Header.Del("Cookie")
+	delete(req.Header, "Cookie")
 	if len(kept) > 0 {
-		req.Header.Set("Cookie", strings.Join(kept, "; "))
+		req.Header["Cookie"] = []string{strings.Join(kept, "; ")}
 	}
 }

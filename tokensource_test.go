@@ -17,7 +17,7 @@ func TestTokenSourceExtract(t *testing.T) {
 		target     string
 		headers    [][2]string
 		wantToken  string
-		wantFrom   int
+		wantFrom   tokenFrom
 		wantReason string
 	}{
 		{desc: "bearer header", source: all, headers: [][2]string{{"Authorization", "Bearer abc.DEF-123"}}, wantToken: "abc.DEF-123", wantFrom: fromHeader},
@@ -44,6 +44,18 @@ func TestTokenSourceExtract(t *testing.T) {
 		{desc: "NUL in a query token", source: all, target: "/?access_token=a%00b", wantFrom: fromQuery, wantReason: "token has a character outside visible ASCII"},
 		{desc: "LF in a query token", source: all, target: "/?access_token=a%0Ab", wantFrom: fromQuery, wantReason: "token has a character outside visible ASCII"},
 		{desc: "non-ASCII token", source: all, headers: [][2]string{{"Authorization", "Bearer t\u00f6ken"}}, wantFrom: fromHeader, wantReason: "token has a character outside visible ASCII"},
+		// Copies are counted on the raw request: Go's parsers drop some of them silently.
+		{desc: "a second query copy Go cannot decode is still a copy", source: all, target: "/?access_token=good&access_token=forged%zz", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a second query copy with a semicolon is still a copy", source: all, target: "/?access_token=good&access_token=x;y", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a copy hidden behind a semicolon is a copy", source: all, target: "/?access_token=good&a=1;access_token=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a single copy with a semicolon is malformed", source: all, target: "/?access_token=good;access_token=forged", wantFrom: fromQuery, wantReason: "query parameter cannot be decoded"},
+		{desc: "a single copy Go cannot decode is malformed", source: all, target: "/?access_token=go%zzod", wantFrom: fromQuery, wantReason: "query parameter cannot be decoded"},
+		{desc: "an encoded name is a copy", source: all, target: "/?access_token=good&access%5Ftoken=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "another parameter that cannot be decoded is ignored", source: all, target: "/?x=%zz&access_token=good", wantToken: "good", wantFrom: fromQuery},
+		{desc: "a second cookie with an invalid value is still a copy", source: all, headers: [][2]string{{"Cookie", `tok=good; tok=bad"value`}}, wantFrom: fromCookie, wantReason: "several cookies"},
+		{desc: "a copy in a second Cookie header is a copy", source: all, headers: [][2]string{{"Cookie", "tok=good"}, {"Cookie", "tok=forged"}}, wantFrom: fromCookie, wantReason: "several cookies"},
+		{desc: "a cookie value with a quote inside is malformed", source: all, headers: [][2]string{{"Cookie", `tok=go"od`}}, wantFrom: fromCookie, wantReason: "cookie value is malformed"},
+		{desc: "a quoted cookie value is unquoted", source: all, headers: [][2]string{{"Cookie", `tok="good"`}}, wantToken: "good", wantFrom: fromCookie},
 	}
 	for _, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
@@ -64,42 +76,87 @@ func TestTokenSourceExtract(t *testing.T) {
 	}
 }
 
-func TestTokenSourceStrip(t *testing.T) {
-	source := tokenSource{header: "Authorization", scheme: "Bearer", query: "access_token", cookie: "tok", maxLen: 64}
+// TestTokenSourceStripCarriers checks that every configured carrier is removed, every copy of it,
+// but the one that carried the checked token when forwardAuthorization keeps it.
+func TestTokenSourceStripCarriers(t *testing.T) {
+	source := tokenSource{header: "X-Api-Key", query: "access_token", cookie: "tok", maxLen: 64}
+	source.headerTwins = withoutName(mustTwins(t, "X-Api-Key"), "X-Api-Key")
 	testCases := []struct {
 		desc       string
 		target     string
 		cookie     string
-		from       int
+		keep       tokenFrom
 		wantQuery  string
 		wantCookie string
-		wantAuth   bool
+		wantHeader bool
 	}{
-		{desc: "header", target: "/p?a=1", from: fromHeader, wantQuery: "a=1"},
-		{desc: "query keeps the other pairs as they were", target: "/p?a=%20x&access_token=t&b", from: fromQuery, wantQuery: "a=%20x&b", wantAuth: true},
-		{desc: "query with an encoded name", target: "/p?access%5Ftoken=t&b=2", from: fromQuery, wantQuery: "b=2", wantAuth: true},
-		{desc: "cookie keeps the others", target: "/p", cookie: "a=1; tok=secret; b=2", from: fromCookie, wantCookie: "a=1; b=2", wantAuth: true},
-		{desc: "cookie alone removes the header", target: "/p", cookie: "tok=secret", from: fromCookie, wantAuth: true},
+		{desc: "nothing kept", target: "/p?a=1&access_token=x", cookie: "a=1; tok=x", keep: fromNone, wantQuery: "a=1", wantCookie: "a=1"},
+		{desc: "the header kept", target: "/p?a=1&access_token=forged", cookie: "tok=forged; b=2", keep: fromHeader, wantQuery: "a=1", wantCookie: "b=2", wantHeader: true},
+		{desc: "the query kept", target: "/p?a=%20x&access_token=t&b", cookie: "tok=forged", keep: fromQuery, wantQuery: "a=%20x&access_token=t&b"},
+		{desc: "the cookie kept", target: "/p?access%5Ftoken=forged&b=2", cookie: "a=1; tok=t; b=2", keep: fromCookie, wantQuery: "b=2", wantCookie: "a=1; tok=t; b=2"},
+		{desc: "every query copy goes, undecodable and hidden ones too", target: "/p?access_token=a&access_token=b%zz&c=1;access_token=d&e=5", keep: fromNone, wantQuery: "e=5"},
+		{desc: "every cookie copy goes", target: "/p", cookie: `tok=a; x=1; tok=b"c`, keep: fromNone, wantCookie: "x=1"},
 	}
 	for _, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, test.target, nil)
-			req.Header.Set("Authorization", "Bearer t")
+			req.Header.Set("X-Api-Key", "t")
+			req.Header["X_api_key"] = []string{"forged"}
+			req.Header["X-Api_key"] = []string{"forged"}
 			if test.cookie != "" {
 				req.Header.Set("Cookie", test.cookie)
 			}
-			source.strip(req, test.from)
-			if req.URL.RawQuery != test.wantQuery && test.from == fromQuery {
-				t.Errorf("query = %q, want %q", req.URL.RawQuery, test.wantQuery)
+			source.stripCarriers(req, test.keep)
+			expectEqual(t, "query", req.URL.RawQuery, test.wantQuery)
+			expectEqual(t, "cookie", req.Header.Get("Cookie"), test.wantCookie)
+			if got := req.Header.Get("X-Api-Key") != ""; got != test.wantHeader {
+				t.Errorf("header present = %v, want %v", got, test.wantHeader)
 			}
-			if got := req.Header.Get("Cookie"); got != test.wantCookie {
-				t.Errorf("cookie = %q, want %q", got, test.wantCookie)
+			for _, twin := range []string{"X_api_key", "X-Api_key"} {
+				if _, there := req.Header[twin]; there {
+					t.Errorf("the twin %s of the token header reached upstream", twin)
+				}
 			}
-			if got := req.Header.Get("Authorization") != ""; got != test.wantAuth {
-				t.Errorf("authorization present = %v, want %v", got, test.wantAuth)
+			if test.keep != fromQuery && strings.Contains(req.RequestURI, "access") {
+				t.Errorf("RequestURI still carries a token: %q", req.RequestURI)
 			}
-			if test.from == fromQuery && strings.Contains(req.RequestURI, "access") {
-				t.Errorf("RequestURI still carries the token: %q", req.RequestURI)
+		})
+	}
+}
+
+func mustTwins(t *testing.T, name string) []string {
+	twins, listed := headerTwins(name)
+	if !listed {
+		t.Fatalf("no twins listed for %s", name)
+	}
+	return twins
+}
+
+// TestHeaderTwins pins the spellings a CGI-style backend reads as one header.
+func TestHeaderTwins(t *testing.T) {
+	testCases := []struct {
+		name   string
+		want   []string
+		listed bool
+	}{
+		{name: "Group", want: []string{"Group"}, listed: true},
+		{name: "X-User", want: []string{"X-User", "X_user"}, listed: true},
+		{name: "X_user", want: []string{"X-User", "X_user"}, listed: true},
+		{name: "X-Forwarded-User", want: []string{"X-Forwarded-User", "X_forwarded-User", "X-Forwarded_user", "X_forwarded_user"}, listed: true},
+		{name: "A-B-C-D-E-F", listed: true},
+		{name: "A-B-C-D-E-F-G", listed: false},
+	}
+	for _, test := range testCases {
+		t.Run(test.name, func(t *testing.T) {
+			got, listed := headerTwins(test.name)
+			if listed != test.listed {
+				t.Fatalf("listed = %v, want %v", listed, test.listed)
+			}
+			if test.want != nil && strings.Join(got, " ") != strings.Join(test.want, " ") {
+				t.Errorf("twins = %v, want %v", got, test.want)
+			}
+			if test.name == "A-B-C-D-E-F" && len(got) != 32 {
+				t.Errorf("%d twins, want 32", len(got))
 			}
 		})
 	}

@@ -1,0 +1,163 @@
+package oauthintrospection
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+const (
+	// fileRecheck is how often, at most, a file the configuration names is read again. It is read
+	// from the request path, when the IdP is about to be called: New starts no goroutine.
+	fileRecheck = 5 * time.Second
+	// fileConfirm is how soon a file changed in place is read again, to confirm the change.
+	fileConfirm = time.Second
+	// maxPEMFileBytes caps a CA bundle, certificate or key file.
+	maxPEMFileBytes = 256 << 10
+)
+
+// watchedFile is a file named by the configuration, such as a client secret, a private key or a CA
+// bundle, that may be rotated while Traefik runs. A change is told by content (a SHA-256 of what
+// was read), never by size and modification time, which a writer can keep (cp -p, rsync, tar).
+//
+// A change is taken at once when the path now names another file, as an atomic replacement does
+// (a rename, a Kubernetes Secret volume's symlink swap); a change in place is taken once a second
+// read fileConfirm later agrees, so that a writer caught between truncating and writing is not.
+// Only one request reads at a time, and never with the lock held: the others go on with the
+// accepted content.
+type watchedFile struct {
+	path     string
+	limit    int64
+	interval time.Duration // fileRecheck; tests shorten it
+
+	mu sync.Mutex
+	// Guarded by mu.
+	content   []byte
+	digest    [sha256.Size]byte
+	info      os.FileInfo       // the file the accepted content came from
+	candidate [sha256.Size]byte // the digest of a change in place, seen once
+	nextCheck time.Time
+	reading   bool
+	problem   string // the last problem met, until takeProblem
+}
+
+// openWatched reads the file at path for New. The error names the kind of problem, never the path
+// or the content: a secret put in a field that expects a path would otherwise reach the log.
+func openWatched(path string, limit int64, now time.Time) (*watchedFile, error) {
+	content, info, err := readLimited(path, limit)
+	if err != nil {
+		return nil, err
+	}
+	return &watchedFile{
+		path: path, limit: limit, interval: fileRecheck,
+		content: content, digest: sha256.Sum256(content), info: info, nextCheck: now.Add(fileRecheck),
+	}, nil
+}
+
+// poll reads the file again when its time has come, and returns the new content when a change is
+// taken. Otherwise it returns nil.
+func (w *watchedFile) poll(now time.Time) []byte {
+	w.mu.Lock()
+	if w.reading || now.Before(w.nextCheck) {
+		w.mu.Unlock()
+		return nil
+	}
+	w.reading = true
+	w.mu.Unlock()
+
+	content, info, err := readLimited(w.path, w.limit)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reading = false
+	w.nextCheck = now.Add(w.interval)
+	if err != nil {
+		w.problem = err.Error()
+		return nil
+	}
+	digest := sha256.Sum256(content)
+	switch {
+	case digest == w.digest:
+		w.candidate = [sha256.Size]byte{}
+		return nil
+	case os.SameFile(info, w.info) && digest != w.candidate:
+		w.candidate = digest
+		w.nextCheck = now.Add(fileConfirm)
+		return nil
+	}
+	w.content = content
+	w.digest = digest
+	w.info = info
+	w.candidate = [sha256.Size]byte{}
+	return content
+}
+
+// accepted returns the content taken last.
+func (w *watchedFile) accepted() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.content
+}
+
+// fail records a problem with content that poll returned, for takeProblem.
+func (w *watchedFile) fail(problem string) {
+	w.mu.Lock()
+	w.problem = problem
+	w.mu.Unlock()
+}
+
+// takeProblem returns, once, the last problem met while reading the file again.
+func (w *watchedFile) takeProblem() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.problem
+	w.problem = ""
+	return p
+}
+
+// readLimited reads the regular file at path, at most limit bytes. Anything but a regular file is
+// refused before it is opened: a FIFO would block the reader until a writer came.
+func readLimited(path string, limit int64) ([]byte, os.FileInfo, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, fileProblem(err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, nil, errors.New("not a regular file")
+	}
+	if info.Size() > limit {
+		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fileProblem(err)
+	}
+	defer f.Close()
+	// The path may have changed between Stat and Open: check what was opened.
+	if info, err = f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, nil, errors.New("not a regular file")
+	}
+	content, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, errors.New("the file cannot be read")
+	}
+	if int64(len(content)) > limit {
+		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return content, info, nil
+}
+
+// fileProblem names the kind of an error from opening a file. os errors quote the path.
+func fileProblem(err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return errors.New("no such file")
+	case errors.Is(err, os.ErrPermission):
+		return errors.New("permission denied")
+	}
+	return errors.New("the file cannot be read")
+}

@@ -1,0 +1,242 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestPrivateKeyFileIsReread rotates the private_key_jwt key file, in place and by a rename: the
+// next assertions are signed with the new key. A file that no longer holds a key keeps the last one,
+// and the log says so.
+func TestPrivateKeyFileIsReread(t *testing.T) {
+	testCases := []struct {
+		desc    string
+		rewrite func(t *testing.T, path, content string)
+		polls   int
+	}{
+		{desc: "in place", rewrite: writeInPlace, polls: 2},
+		{desc: "atomic rename", rewrite: writeByRename, polls: 1},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			pem1, key1 := rsaKeyPEM(t)
+			pem2, key2 := rsaKeyPEM(t)
+			idp := newAuthIDP(t, nil)
+			keyFile := filepath.Join(t.TempDir(), "key.pem")
+			writeInPlace(t, keyFile, pem1)
+			cfg := bearerConfig(idp.srv.URL)
+			cfg.ClientConfig.ClientID = "rs-jwt"
+			cfg.ClientConfig.AuthMethod = "private_key_jwt"
+			cfg.ClientConfig.PrivateKeyFile = keyFile
+			cfg.Cache.TTLSeconds = 0
+			h, err := New(context.Background(), &upstream{}, cfg, "keyfile-"+test.desc+"@test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := h.(*middleware)
+			logs := captureLogs(m)
+			w := m.idp.auth.key.file
+			signedBy := func(key *rsa.PrivateKey) bool {
+				t.Helper()
+				req := httptest.NewRequest(http.MethodGet, "/", nil)
+				req.Header.Set("Authorization", "Bearer t")
+				h.ServeHTTP(httptest.NewRecorder(), req)
+				form, _ := idp.last(t)
+				ok := true
+				checkAssertion(t, form.Get("client_assertion"), "RS256", func(digest, sig []byte) bool {
+					ok = rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest, sig) == nil
+					return true
+				})
+				return ok
+			}
+			if !signedBy(key1) {
+				t.Fatal("the first assertion is not signed with the first key")
+			}
+			test.rewrite(t, keyFile, pem2)
+			for n := 0; n < test.polls; n++ {
+				checkNow(w)
+				if got := signedBy(key2); got != (n == test.polls-1) {
+					t.Fatalf("after %d checks: signed with the new key = %v", n+1, got)
+				}
+			}
+			test.rewrite(t, keyFile, "not a key any more\n")
+			for n := 0; n < test.polls; n++ {
+				checkNow(w)
+				if !signedBy(key2) {
+					t.Fatalf("a broken key file replaced the last good key")
+				}
+			}
+			if !strings.Contains(logs(), "clientConfig.privateKeyFile: no PEM block found; the last good content stays in use") {
+				t.Errorf("the log does not say that the key file is broken:\n%s", logs())
+			}
+		})
+	}
+}
+
+// TestTLSFilesAreReread rotates clientConfig.tls.ca, .cert and .key files: the IdP's new
+// certificate is trusted once the CA file holds its CA, and the new client certificate is the one
+// presented.
+func TestTLSFilesAreReread(t *testing.T) {
+	ca1, ca2 := newTestCA(t, "ca-one"), newTestCA(t, "ca-two")
+	client1, client2 := newTestCA(t, "client-one"), newTestCA(t, "client-two")
+	var mu sync.Mutex
+	serving := ca1.leaf(t, "127.0.0.1")
+	var presented []string
+	// A TLS listener of our own: httptest's StartTLS installs its own certificate, which would
+	// take precedence over GetCertificate.
+	srv := httptest.NewUnstartedServer(activeHandler())
+	srv.Listener = tls.NewListener(srv.Listener, &tls.Config{
+		ClientAuth: tls.RequireAnyClientCert,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return &serving, nil
+		},
+		VerifyPeerCertificate: func(rawCerts [][]byte, chains [][]*x509.Certificate) error {
+			cert, err := x509.ParseCertificate(rawCerts[0])
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			presented = append(presented, cert.Subject.CommonName)
+			mu.Unlock()
+			return nil
+		},
+	})
+	srv.Start()
+	t.Cleanup(func() { srv.Close() })
+	endpoint := "https://" + srv.Listener.Addr().String()
+
+	dir := t.TempDir()
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeInPlace(t, caFile, ca1.certPEM)
+	writeInPlace(t, certFile, client1.certPEM)
+	writeInPlace(t, keyFile, client1.keyPEM)
+	cfg := bearerConfig(endpoint)
+	cfg.ClientConfig.TLS = TLSConfig{CA: caFile, Cert: certFile, Key: keyFile}
+	cfg.Cache.TTLSeconds = 0
+	h, err := New(context.Background(), &upstream{}, cfg, "tlsfiles@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsFiles := h.(*middleware).idp.tls
+	status := func() int {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	lastPresented := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(presented) == 0 {
+			return ""
+		}
+		return presented[len(presented)-1]
+	}
+	if code := status(); code != http.StatusOK {
+		t.Fatalf("with the first CA: status %d", code)
+	}
+	expectEqual(t, "client certificate", lastPresented(), "client-one")
+
+	mu.Lock()
+	serving = ca2.leaf(t, "127.0.0.1")
+	mu.Unlock()
+	srv.CloseClientConnections()
+	if code := status(); code != http.StatusServiceUnavailable {
+		t.Fatalf("an IdP certificate from an unknown CA: status %d, want 503", code)
+	}
+	writeByRename(t, caFile, ca2.certPEM)
+	writeByRename(t, certFile, client2.certPEM)
+	writeByRename(t, keyFile, client2.keyPEM)
+	for _, p := range []*pemSource{&tlsFiles.ca, &tlsFiles.cert, &tlsFiles.key} {
+		checkNow(p.file)
+	}
+	if code := status(); code != http.StatusOK {
+		t.Fatalf("after the CA file was rotated: status %d, want 200", code)
+	}
+	expectEqual(t, "client certificate after rotation", lastPresented(), "client-two")
+}
+
+// testCA is a self-signed certificate that can sign leaves, with its key.
+type testCA struct {
+	cert            *x509.Certificate
+	key             *ecdsa.PrivateKey
+	certPEM, keyPEM string
+}
+
+func newTestCA(t *testing.T, cn string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key, certPEM: pemOf("CERTIFICATE", der), keyPEM: pemOf("PRIVATE KEY", keyDER)}
+}
+
+// leaf returns a server certificate for host (an IP address or DNS names), signed by ca.
+func (ca *testCA) leaf(t *testing.T, host string, dnsNames ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "idp"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     dnsNames,
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
+}
