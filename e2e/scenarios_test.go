@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -402,4 +403,75 @@ func TestTokensNotLogged(t *testing.T) {
 	}
 	// Nor a client secret or private key the plugin read from a file (after every reload).
 	assertFileSecretsNotLogged(t)
+}
+
+// 11. One middleware on three routers, with four forwarded claims: every router, and every router
+// again after a reload of the watched file, forwards each claim under its own header, whether the
+// answer is new or cached by another router's handler. Traefik builds one handler per router and
+// builds them all again on every reload. A client's copies of the headers, and their underscore
+// twins, never reach the backend. A missing claim arrives as an empty header, as in Traefik Hub.
+func TestOneMiddlewareOnSeveralRouters(t *testing.T) {
+	setupTest(t)
+	tokens := make([]string, 3)
+	for n := range tokens {
+		tokens[n] = token(t, env.idpURL, fmt.Sprintf("app-team-%d", n), fmt.Sprintf("app-team-%d-secret", n), "api:read")
+	}
+	routes := []struct {
+		path string
+		host string
+	}{{"/shared-a/x", ""}, {"/shared-b/x", ""}, {"/x", "shared-c.test"}}
+	checkAll := func(t *testing.T, round string) {
+		t.Helper()
+		for pass := 0; pass < 2; pass++ {
+			for n, tok := range tokens {
+				for _, route := range routes {
+					r := call(t, route.path, func(req *http.Request) {
+						req.Header.Set("Authorization", "Bearer "+tok)
+						if route.host != "" {
+							req.Host = route.host
+						}
+						req.Header.Set("X-Role", "admin")
+						req.Header["X_role"] = []string{"admin"}
+						req.Header["X_user"] = []string{"mallory"}
+					})
+					require.Equal(t, http.StatusOK, r.status, "%s %s: %s", round, route.path, r.body)
+					h := r.echoed(t).Headers
+					where := fmt.Sprintf("%s, pass %d, token %d, %s%s", round, pass, n, route.host, route.path)
+					assert.Equal(t, []string{fmt.Sprintf("role-%d", n)}, h["X-Role"], where)
+					assert.Equal(t, []string{fmt.Sprintf("user-%d", n)}, h["X-User"], where)
+					assert.Equal(t, []string{fmt.Sprintf("team-%d", n)}, h["X-Team"], where)
+					assert.Equal(t, []string{fmt.Sprintf("mail-%d@example.test", n)}, h["X-Mail"], where)
+					assert.Equal(t, []string{""}, h["X-Missing"], where)
+					assert.NotContains(t, h, "X_role", where)
+					assert.NotContains(t, h, "X_user", where)
+					assert.NotContains(t, h, "Authorization", where)
+				}
+			}
+		}
+	}
+	checkAll(t, "first configuration")
+
+	// A reload that does not touch the middleware: Traefik calls New again for all three routers,
+	// and the answers cached before it are read by the new handlers.
+	router := "    shared-extra:\n" +
+		"      entryPoints: [web]\n" +
+		"      rule: \"PathPrefix(`/shared-extra`)\"\n" +
+		"      service: echo\n" +
+		"      middlewares: [shared-four]\n"
+	t.Cleanup(func() {
+		if err := env.writeDynamic("", ""); err != nil {
+			t.Errorf("restoring the dynamic configuration: %v", err)
+			return
+		}
+		eventually(t, reloadTimeout, func() bool { return statusOf("/shared-extra/x", nil) == http.StatusNotFound },
+			"the restored configuration did not go live")
+	})
+	require.NoError(t, env.writeDynamic(router, ""))
+	eventually(t, reloadTimeout, func() bool { return statusOf("/shared-extra/x", nil) == http.StatusUnauthorized },
+		"the reloaded configuration did not go live")
+	routes = append(routes, struct {
+		path string
+		host string
+	}{"/shared-extra/x", ""})
+	checkAll(t, "after a reload")
 }

@@ -98,6 +98,15 @@ const clients = [
     user: { name: 'Bob User', status: 'active' },
     areas: ['office', 'home'],
   }),
+  // Three users whose claims all differ, so that a claim forwarded under another claim's header
+  // shows (the multi-router scenarios).
+  ...[0, 1, 2].map((n) => machineClient(`app-team-${n}`, `app-team-${n}-secret`, 'api:read', {
+    grp: 'user',
+    username: `user-${n}`,
+    role: `role-${n}`,
+    team: `team-${n}`,
+    mail: `mail-${n}@example.test`,
+  })),
   resourceServerClient('rs-basic', 'client_secret_basic', { client_secret: 'rs-basic-secret' }),
   resourceServerClient('rs-post', 'client_secret_post', { client_secret: 'rs-post-secret' }),
 ];
