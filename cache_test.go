@@ -66,10 +66,15 @@ func (r *cacheRig) do(token string) *httptest.ResponseRecorder {
 
 // send sends req through the next handler in turn.
 func (r *cacheRig) send(req *http.Request) *httptest.ResponseRecorder {
-	h := r.handlers[int(r.turn.Add(1)-1)%len(r.handlers)]
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	r.ServeHTTP(rec, req)
 	return rec
+}
+
+// ServeHTTP serves req through the next handler in turn.
+func (r *cacheRig) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h := r.handlers[int(r.turn.Add(1)-1)%len(r.handlers)]
+	h.ServeHTTP(w, req)
 }
 
 // storeVerdict caches v under key as the leader of a miss would, decided at now.

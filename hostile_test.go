@@ -36,7 +36,8 @@ func hostileIDP(w http.ResponseWriter, r *http.Request, call int) {
 }
 
 // hostileRig is a middleware with all three token sources, identity headers and a username claim.
-func hostileRig(t *testing.T, name string, tune func(*Config)) (*fakeIDP, *upstream, *middleware) {
+// Its handler takes turns through the rig's three handlers of one middleware.
+func hostileRig(t *testing.T, name string, tune func(*Config)) (*fakeIDP, *upstream, http.Handler) {
 	t.Helper()
 	rig := newCacheRig(t, name, hostileIDP, func(cfg *Config) {
 		cfg.ClientConfig.TimeoutSeconds = 1
@@ -47,7 +48,7 @@ func hostileRig(t *testing.T, name string, tune func(*Config)) (*fakeIDP, *upstr
 			tune(cfg)
 		}
 	})
-	return rig.idp, rig.up, rig.m
+	return rig.idp, rig.up, rig
 }
 
 // setRaw sets header values as they are, bypassing the checks of Header.Set.
