@@ -623,7 +623,9 @@ func TestCacheDefaultMaxBytes(t *testing.T) {
 }
 
 // TestRegistryForgetsLeastRecentlyBuilt: the registry remembers at most registryCap middleware
-// names. The name built longest ago is forgotten first, and comes back with a cold cache.
+// names beyond those built within registryGrace. The name built longest ago is forgotten first,
+// and comes back with a cold cache; names built recently are all kept, so that a reload that
+// rebuilds more names than registryCap finds every cache warm.
 func TestRegistryForgetsLeastRecentlyBuilt(t *testing.T) {
 	idp := newFakeIDP(t, answerJSON(`{"active":true}`))
 	build := func(name string) *middleware {
@@ -633,28 +635,47 @@ func TestRegistryForgetsLeastRecentlyBuilt(t *testing.T) {
 		}
 		return h.(*middleware)
 	}
-	first := build("lru-first@test")
-	kept := build("lru-kept@test")
+	// Each name's last build is set back by its position, as if built in turn long ago.
+	age := func(name string, by time.Duration) {
+		registryMu.Lock()
+		registry[name].built = time.Now().Add(-registryGrace - by)
+		registryMu.Unlock()
+	}
+	names := []string{"lru-first@test", "lru-second@test"}
 	for i := 0; i < registryCap; i++ {
-		build(fmt.Sprintf("lru-%d@test", i))
-		if i == registryCap/2 {
-			build("lru-kept@test") // rebuilt, as every reload rebuilds the names in use
-		}
+		names = append(names, fmt.Sprintf("lru-%d@test", i))
+	}
+	caches := map[string]*verdictCache{}
+	for _, name := range names {
+		caches[name] = build(name).cache
 	}
 	registryMu.Lock()
 	size := len(registry)
-	_, firstKnown := registry["lru-first@test"]
 	registryMu.Unlock()
-	if size > registryCap {
-		t.Errorf("registry holds %d names, over %d", size, registryCap)
+	if size < len(names) {
+		t.Fatalf("names built within the grace were forgotten: %d of %d kept", size, len(names))
 	}
-	if firstKnown {
-		t.Errorf("the name built least recently is still registered")
+	// A reload rebuilds every name in use: all keep their caches.
+	for _, name := range names {
+		if build(name).cache != caches[name] {
+			t.Fatalf("%s lost its cache on a rebuild", name)
+		}
 	}
-	if build("lru-kept@test").cache != kept.cache {
-		t.Errorf("a name built recently lost its cache")
+	for i, name := range names {
+		age(name, time.Duration(len(names)-i)*time.Second)
 	}
-	if build("lru-first@test").cache == first.cache {
+	build("lru-new@test") // over the cap: the oldest, lru-first, goes
+	registryMu.Lock()
+	_, firstKnown := registry["lru-first@test"]
+	_, secondKnown := registry["lru-second@test"]
+	registryMu.Unlock()
+	if firstKnown || !secondKnown {
+		t.Errorf("after one new name: first known %v, second known %v; want only the first forgotten", firstKnown, secondKnown)
+	}
+	if build("lru-first@test").cache == caches["lru-first@test"] {
 		t.Errorf("a forgotten name got its old cache back")
+	}
+	if build("lru-5@test").cache != caches["lru-5@test"] {
+		t.Errorf("a remembered name lost its cache")
 	}
 }

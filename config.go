@@ -260,8 +260,14 @@ func compileTokenSource(ts TokenSource) (tokenSource, error) {
 	}
 	src.header = http.CanonicalHeaderKey(src.header)
 	if src.header != "" {
-		twins, _ := headerTwins(src.header)
+		twins, listed := headerTwins(src.header)
 		src.headerTwins = withoutName(twins, src.header)
+		src.headerScan = !listed
+	}
+	src.queryFold = foldParamName(src.query)
+	src.cookieFold = foldParamName(src.cookie)
+	if src.query != "" && (src.queryFold == "" || strings.ContainsAny(src.query, "&=;#")) {
+		return src, errors.New("tokenSource.query: not a usable parameter name")
 	}
 	return src, nil
 }

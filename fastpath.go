@@ -36,7 +36,7 @@ type fastPath struct {
 // header, the cache key must not depend on rendered header templates, and the twins of every
 // forwarded header must be listed.
 func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
-	if s.source.header == "" || idp.templated != nil || s.cache.TTLSeconds == 0 || s.identity.scan != nil {
+	if s.source.header == "" || idp.templated != nil || s.cache.TTLSeconds == 0 || s.identity.scan != nil || s.source.headerScan {
 		return nil
 	}
 	f := &fastPath{

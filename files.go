@@ -82,6 +82,9 @@ func (w *watchedFile) poll(now time.Time) []byte {
 	digest := sha256.Sum256(content)
 	switch {
 	case digest == w.digest:
+		// The same content, perhaps in another file now (a rename): later changes are told from
+		// this file.
+		w.info = info
 		w.candidate = [sha256.Size]byte{}
 		return nil
 	case os.SameFile(info, w.info) && digest != w.candidate:

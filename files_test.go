@@ -240,3 +240,27 @@ func (ca *testCA) leaf(t *testing.T, host string, dnsNames ...string) tls.Certif
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
 }
+
+// TestWatchedFileAfterSameContentRename: a rename that brings the same content changes which file
+// later writes are told from, so an in-place write after it still needs its confirming read.
+func TestWatchedFileAfterSameContentRename(t *testing.T) {
+	path := writeTemp(t, t.TempDir(), "secret", "full-secret-value\n")
+	w, err := openWatched(path, maxSecretFileBytes, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeByRename(t, path, "full-secret-value\n")
+	checkNow(w)
+	if got := w.poll(time.Now()); got != nil {
+		t.Fatalf("the same content was taken as a change")
+	}
+	writeInPlace(t, path, "new-sec")
+	checkNow(w)
+	if got := w.poll(time.Now()); got != nil {
+		t.Errorf("an in-place write %q was taken without its confirming read", got)
+	}
+	checkNow(w)
+	if got := string(w.poll(time.Now())); got != "new-sec" {
+		t.Errorf("after the confirming read: %q, want the new content", got)
+	}
+}

@@ -32,8 +32,16 @@ import (
 
 // fuzzSources are the token source configurations FuzzTokenExtract runs every input through.
 var fuzzSources = []tokenSource{
-	{header: "Authorization", scheme: "Bearer", query: "access_token", cookie: "session", maxLen: 64},
-	{header: "X-Api-Token", query: "access_token", cookie: "session", maxLen: defaultMaxTokenLength},
+	fuzzSource(TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", Query: "access_token", Cookie: "session", MaxLength: 64}),
+	fuzzSource(TokenSource{Header: "X-Api-Token", Query: "access_token", Cookie: "session"}),
+}
+
+func fuzzSource(ts TokenSource) tokenSource {
+	src, err := compileTokenSource(ts)
+	if err != nil {
+		panic(err)
+	}
+	return src
 }
 
 // fuzzRequest builds a request as the HTTP server hands it over, with header values as they are:

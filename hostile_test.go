@@ -305,3 +305,81 @@ func rawRoundTrip(t *testing.T, addr, raw string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
 }
+
+// TestHostileCarrierTwins sends, beside a checked token, a second credential under a name some
+// backend reads as a configured carrier: PHP turns ".", " " and "[" into "_", drops leading blanks
+// and cuts names at a NUL; ASP.NET Core ignores case; CGI reads "_" as "-" in header names; RFC
+// 2109 parsers split cookies on ",". None may reach the upstream, whether the token came from the
+// header or from the carrier itself, and with forwardAuthorization either way.
+func TestHostileCarrierTwins(t *testing.T) {
+	queryTwins := []string{"access.token=forged", "access+token=forged", "%20access_token=forged",
+		"access_token%00=forged", "access[token=forged", "ACCESS_TOKEN=forged"}
+	for _, keep := range []bool{false, true} {
+		keep := keep
+		t.Run(fmt.Sprintf("forwardAuthorization %v", keep), func(t *testing.T) {
+			_, up, h := hostileRig(t, fmt.Sprintf("twins-%v@test", keep), func(c *Config) { c.ForwardAuthorization = keep })
+			forwarded := func(req *http.Request) *http.Request {
+				t.Helper()
+				up.reset()
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				seen, _ := up.seen()
+				if rec.Code != http.StatusOK {
+					return nil
+				}
+				return seen
+			}
+			for _, twin := range queryTwins {
+				req := httptest.NewRequest(http.MethodGet, "/api?"+twin+"&k=1", nil)
+				req.Header.Set("Authorization", "Bearer good-1")
+				if seen := forwarded(req); seen == nil || seen.URL.RawQuery != "k=1" {
+					t.Errorf("header token and ?%s: upstream %v", twin, seen)
+				}
+				req = httptest.NewRequest(http.MethodGet, "/api?access_token=good-1&"+twin, nil)
+				if seen := forwarded(req); seen != nil {
+					t.Errorf("query token and %s: passed with %q", twin, seen.URL.RawQuery)
+				}
+			}
+			for _, cookie := range []string{"session.x=1; SESSION=forged", "other=1, session=forged", "Session=forged"} {
+				req := httptest.NewRequest(http.MethodGet, "/api", nil)
+				req.Header.Set("Authorization", "Bearer good-1")
+				req.Header.Set("Cookie", cookie)
+				if seen := forwarded(req); seen == nil || strings.Contains(seen.Header.Get("Cookie"), "forged") {
+					t.Errorf("header token and Cookie %q: upstream %v", cookie, seen)
+				}
+				req = httptest.NewRequest(http.MethodGet, "/api", nil)
+				req.Header.Set("Cookie", "session=good-1; "+cookie)
+				if seen := forwarded(req); seen != nil {
+					t.Errorf("cookie token and %q: passed with Cookie %q", cookie, seen.Header.Get("Cookie"))
+				}
+			}
+		})
+	}
+}
+
+// TestHostileTokenHeaderTwinWithManySeparators: a token header whose twins are too many to list
+// still loses them, found by comparing every header, on the miss and on hits.
+func TestHostileTokenHeaderTwinWithManySeparators(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		_, up, h := hostileRig(t, fmt.Sprintf("long-token-header-%v@test", keep), func(c *Config) {
+			c.TokenSource = TokenSource{Header: "X-A-B-C-D-E-Token"}
+			c.ForwardAuthorization = keep
+		})
+		for round := 0; round < 3; round++ {
+			up.reset()
+			req := httptest.NewRequest(http.MethodGet, "/api", nil)
+			req.Header.Set("X-A-B-C-D-E-Token", "good-1")
+			req.Header["X_a_b_c_d_e_token"] = []string{"forged"}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			expectStatus(t, rec, http.StatusOK)
+			seen, _ := up.seen()
+			if _, there := seen.Header["X_a_b_c_d_e_token"]; there {
+				t.Errorf("forwardAuthorization %v, request %d: the twin reached the upstream", keep, round)
+			}
+			if got := seen.Header.Get("X-A-B-C-D-E-Token"); (got != "") != keep {
+				t.Errorf("forwardAuthorization %v, request %d: token header %q", keep, round, got)
+			}
+		}
+	}
+}

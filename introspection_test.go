@@ -667,6 +667,8 @@ func configErrorCases() []struct {
 		{"scheme without header", with(base, "tokenSource", map[string]any{"headerAuthScheme": "Bearer", "query": "t"}), "tokenSource.headerAuthScheme: requires tokenSource.header"},
 		{"bad header name", with(base, "tokenSource.header", "Auth orization"), "tokenSource.header: invalid header name"},
 		{"negative maxLength", with(base, "tokenSource.maxLength", "-1"), "tokenSource.maxLength"},
+		{"query name of blanks", with(base, "tokenSource.query", " "), "tokenSource.query: not a usable parameter name"},
+		{"query name with a separator", with(base, "tokenSource.query", "a=b"), "tokenSource.query: not a usable parameter name"},
 		{"bad claims", with(base, "claims", "Equals(`grp`, `admin`) ||"), "claims: offset"},
 		{"unknown claims function", with(base, "claims", "Equal(`grp`, `admin`)"), "claims: offset 0"},
 		{"bad forwardHeaders path", with(base, "forwardHeaders", map[string]any{"X-A": "a..b"}), "forwardHeaders.X-A"},

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // shared is what all handlers of one middleware with one configuration share across reloads:
@@ -17,37 +18,42 @@ type shared struct {
 	cache    *verdictCache
 	idp      *idpClient
 	log      *logger
-	built    uint64 // the registry clock at the last New that used this state
+	built    time.Time // the last New that used this state
 }
 
-// registryCap bounds the middleware names the registry remembers. A renamed or deleted middleware
-// would otherwise keep its cache and its IdP connections for the life of Traefik. The names built
-// least recently go first; an evicted name only costs a cold cache at its next New.
-const registryCap = 1024
+// The registry remembers at most registryCap middleware names, beyond the names built within
+// registryGrace. A renamed or deleted middleware would otherwise keep its cache and its IdP
+// connections for the life of Traefik. The name built least recently goes first, once it has not
+// been built for registryGrace: a reload builds every name in use again, so with more names in
+// use than registryCap, evicting without the grace would empty the caches a reload is about to
+// reuse. An evicted name only costs a cold cache at its next New.
+const (
+	registryCap   = 1024
+	registryGrace = 10 * time.Minute
+)
 
 // The registry keeps the shared state of each middleware name: an unchanged configuration gets its
 // warm cache back, a changed one replaces it.
 var (
-	registryMu    sync.Mutex
-	registry      = map[string]*shared{}
-	registryClock uint64
+	registryMu sync.Mutex
+	registry   = map[string]*shared{}
 )
 
 // sharedFor returns the shared state of the middleware name with configuration cfg, which compiles
 // to s. A new state is made from s; a registered one keeps its own settings.
 func sharedFor(name string, cfg *Config, s *settings) *shared {
 	fp := fingerprint(cfg)
+	now := time.Now()
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	registryClock++
 	if sh := registered(name, fp); sh != nil {
-		sh.built = registryClock
+		sh.built = now
 		return sh
 	}
-	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name), built: registryClock}
+	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name), built: now}
 	registry[name] = sh
 	if len(registry) > registryCap {
-		evictLeastRecentlyBuilt()
+		evictLeastRecentlyBuilt(now.Add(-registryGrace))
 	}
 	return sh
 }
@@ -61,17 +67,19 @@ func registered(name, fp string) *shared {
 	return nil
 }
 
-// evictLeastRecentlyBuilt forgets the name whose state was built longest ago. It runs with
-// registryMu held, once per new name beyond registryCap.
-func evictLeastRecentlyBuilt() {
-	oldest, at := "", registryClock
+// evictLeastRecentlyBuilt forgets the name whose state was built longest ago, if that was before
+// cutoff. It runs with registryMu held, once per new name beyond registryCap.
+func evictLeastRecentlyBuilt(cutoff time.Time) {
+	oldest, at := "", cutoff
 	for name, sh := range registry {
-		if sh.built < at {
+		if sh.built.Before(at) {
 			oldest = name
 			at = sh.built
 		}
 	}
-	delete(registry, oldest)
+	if oldest != "" {
+		delete(registry, oldest)
+	}
 }
 
 // fingerprint digests every option. fmt prints maps with sorted keys, so equal configurations give

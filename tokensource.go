@@ -24,7 +24,8 @@ const (
 // Copies are counted on the raw request (the raw query string, the raw Cookie headers), never on
 // what Go's parsers keep: url.ParseQuery drops a pair it cannot decode or that holds a ";", and
 // net/http drops a cookie with an invalid value, so the parsed forms can show one copy where the
-// client sent two. Counting and stripping use the same rule, so what is counted is what is removed.
+// client sent two. A copy is any name a backend may read as the configured one (see foldParamName).
+// Counting and stripping use the same rule, so what is counted is what is removed.
 type tokenSource struct {
 	header string // canonical header name, or ""
 	scheme string // auth scheme expected in header, or ""
@@ -32,7 +33,12 @@ type tokenSource struct {
 	cookie string
 	maxLen int
 	// headerTwins are the other names a CGI-style backend reads as header (see headerTwins).
+	// headerScan is set instead when header has too many separators to list them.
 	headerTwins []string
+	headerScan  bool
+	// queryFold and cookieFold are the folded names of query and cookie (foldParamName).
+	queryFold  string
+	cookieFold string
 }
 
 // extract returns the token and where it came from. A non-empty reason means the request carries no
@@ -48,13 +54,13 @@ func (s *tokenSource) extract(req *http.Request) (token string, from tokenFrom, 
 		}
 	}
 	if s.query != "" && req.URL.RawQuery != "" {
-		token, reason = queryToken(req.URL.RawQuery, s.query)
+		token, reason = queryToken(req.URL.RawQuery, s.queryFold)
 		if token != "" || reason != "" {
 			return s.check(token, fromQuery, reason)
 		}
 	}
 	if s.cookie != "" {
-		token, reason = cookieToken(req.Header["Cookie"], s.cookie)
+		token, reason = cookieToken(req.Header["Cookie"], s.cookieFold)
 		if token != "" || reason != "" {
 			return s.check(token, fromCookie, reason)
 		}
@@ -109,13 +115,14 @@ func (s *tokenSource) check(token string, from tokenFrom, reason string) (string
 // visibleASCII holds every byte from 0x21 to 0x7e.
 const visibleASCII = "!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
-// queryToken returns the value of the query parameter name in rawQuery, "" when it is absent or
-// empty, or a reason when it is sent more than once or cannot be read unambiguously.
-func queryToken(rawQuery, name string) (string, string) {
+// queryToken returns the value of the query parameter whose folded name is fold in rawQuery, ""
+// when it is absent or empty, or a reason when it is sent more than once or cannot be read
+// unambiguously.
+func queryToken(rawQuery, fold string) (string, string) {
 	copies := 0
 	value, readable := "", true
 	for _, pair := range strings.Split(rawQuery, "&") {
-		if !isQueryCarrier(pair, name) {
+		if !isQueryCarrier(pair, fold) {
 			continue
 		}
 		copies++
@@ -135,29 +142,49 @@ func queryToken(rawQuery, name string) (string, string) {
 	return value, ""
 }
 
-// isQueryCarrier reports whether the &-separated pair carries the parameter name: its decoded
-// name is name, or so is the name of one of its ;-separated parts, as some backends split them.
-func isQueryCarrier(pair, name string) bool {
+// isQueryCarrier reports whether the &-separated pair carries the parameter whose folded name is
+// fold: its decoded name folds to it, or so does the name of one of its ;-separated parts, as
+// some backends split them.
+func isQueryCarrier(pair, fold string) bool {
 	for _, part := range strings.Split(pair, ";") {
 		key, _, _ := strings.Cut(part, "=")
-		if k, err := url.QueryUnescape(key); err == nil && k == name {
+		if k, err := url.QueryUnescape(key); err == nil && foldParamName(k) == fold {
 			return true
 		}
 	}
 	return false
 }
 
-// cookieToken returns the value of the cookie name in the raw Cookie header lines, "" when it is
-// absent or empty, or a reason when it is sent more than once or its value is not a cookie value.
-func cookieToken(lines []string, name string) (string, string) {
+// foldParamName is the form in which some backend may read a query parameter or cookie name: PHP
+// drops leading blanks, cuts the name at a NUL and turns ".", " " and "[" into "_"; ASP.NET Core
+// compares names without case. Two names with the same fold are one credential to somebody.
+func foldParamName(name string) string {
+	name = strings.TrimLeft(name, " ")
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return strings.ToLower(paramFolder.Replace(name))
+}
+
+var paramFolder = strings.NewReplacer(".", "_", " ", "_", "[", "_")
+
+// cookieToken returns the value of the cookie whose folded name is fold in the raw Cookie header
+// lines, "" when it is absent or empty, or a reason when it is sent more than once or its value is
+// not a cookie value.
+func cookieToken(lines []string, fold string) (string, string) {
 	copies := 0
 	value := ""
 	for _, line := range lines {
 		for _, part := range strings.Split(line, ";") {
-			key, v, _ := strings.Cut(part, "=")
-			if strings.TrimSpace(key) == name {
-				copies++
-				value = strings.TrimSpace(v)
+			if !isCookieCarrier(part, fold) {
+				continue
+			}
+			copies++
+			_, v, _ := strings.Cut(part, "=")
+			value = strings.TrimSpace(v)
+			if strings.Contains(part, ",") {
+				// RFC 2109 parsers split on ",": the value would not mean the same upstream.
+				return "", "cookie value is malformed"
 			}
 		}
 	}
@@ -175,6 +202,18 @@ func cookieToken(lines []string, name string) (string, string) {
 	return value, ""
 }
 
+// isCookieCarrier reports whether the ;-separated part of a Cookie header carries the cookie whose
+// folded name is fold, also when RFC 2109 parsers split it further on ",".
+func isCookieCarrier(part, fold string) bool {
+	for _, piece := range strings.Split(part, ",") {
+		key, _, _ := strings.Cut(piece, "=")
+		if foldParamName(strings.TrimSpace(key)) == fold {
+			return true
+		}
+	}
+	return false
+}
+
 // stripCarriers removes every configured place a token can travel in: the header (with its
 // underscore twins), every copy of the query parameter and of the cookie. Only keep, the place the
 // checked token came from, stays, and only when forwardAuthorization asks for it: an unchecked
@@ -187,37 +226,45 @@ func (s *tokenSource) stripCarriers(req *http.Request, keep tokenFrom) {
 		for _, twin := range s.headerTwins {
 			delete(req.Header, twin)
 		}
+		if s.headerScan {
+			fold := foldHeaderName(s.header)
+			for name := range req.Header {
+				if name != s.header && foldHeaderName(name) == fold {
+					delete(req.Header, name)
+				}
+			}
+		}
 	}
 	if s.query != "" && keep != fromQuery && req.URL.RawQuery != "" {
-		req.URL.RawQuery = withoutQueryParam(req.URL.RawQuery, s.query)
+		req.URL.RawQuery = withoutQueryParam(req.URL.RawQuery, s.queryFold)
 		req.RequestURI = req.URL.RequestURI()
 	}
 	if s.cookie != "" && keep != fromCookie && len(req.Header["Cookie"]) > 0 {
-		stripCookie(req, s.cookie)
+		stripCookie(req, s.cookieFold)
 	}
 }
 
-// withoutQueryParam drops every pair of rawQuery that carries the parameter name (isQueryCarrier),
-// leaving the other pairs byte for byte as they were.
-func withoutQueryParam(rawQuery, name string) string {
+// withoutQueryParam drops every pair of rawQuery that carries the parameter whose folded name is
+// fold (isQueryCarrier), leaving the other pairs byte for byte as they were.
+func withoutQueryParam(rawQuery, fold string) string {
 	parts := strings.Split(rawQuery, "&")
 	kept := parts[:0]
 	for _, p := range parts {
-		if !isQueryCarrier(p, name) {
+		if !isQueryCarrier(p, fold) {
 			kept = append(kept, p)
 		}
 	}
 	return strings.Join(kept, "&")
 }
 
-// stripCookie removes the named cookie from every Cookie header, keeping the others as they were.
-func stripCookie(req *http.Request, name string) {
+// stripCookie removes every cookie whose folded name is fold from every Cookie header, keeping
+// the others as they were.
+func stripCookie(req *http.Request, fold string) {
 	var kept []string
 	for _, line := range req.Header["Cookie"] {
 		for _, part := range strings.Split(line, ";") {
 			part = strings.TrimSpace(part)
-			key, _, _ := strings.Cut(part, "=")
-			if part != "" && strings.TrimSpace(key) != name {
+			if part != "" && !isCookieCarrier(part, fold) {
 				kept = append(kept, part)
 			}
 		}

@@ -10,7 +10,8 @@ import (
 // This file uses the standard library only: the Yaegi harness runs it interpreted too.
 
 func TestTokenSourceExtract(t *testing.T) {
-	all := tokenSource{header: "Authorization", scheme: "Bearer", query: "access_token", cookie: "tok", maxLen: 64}
+	all := mustSource(t, TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", Query: "access_token", Cookie: "tok", MaxLength: 64})
+	headerOnly := mustSource(t, TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", MaxLength: 64})
 	testCases := []struct {
 		desc       string
 		source     tokenSource
@@ -23,8 +24,8 @@ func TestTokenSourceExtract(t *testing.T) {
 		{desc: "bearer header", source: all, headers: [][2]string{{"Authorization", "Bearer abc.DEF-123"}}, wantToken: "abc.DEF-123", wantFrom: fromHeader},
 		{desc: "scheme is case-insensitive", source: all, headers: [][2]string{{"Authorization", "bEaReR abc"}}, wantToken: "abc", wantFrom: fromHeader},
 		{desc: "several spaces after the scheme", source: all, headers: [][2]string{{"Authorization", "Bearer    abc"}}, wantToken: "abc", wantFrom: fromHeader},
-		{desc: "scheme alone is no token", source: tokenSource{header: "Authorization", scheme: "Bearer", maxLen: 64}, headers: [][2]string{{"Authorization", "Bearer"}}, wantReason: "no token"},
-		{desc: "scheme and blanks is no token", source: tokenSource{header: "Authorization", scheme: "Bearer", maxLen: 64}, headers: [][2]string{{"Authorization", "Bearer   "}}, wantReason: "no token"},
+		{desc: "scheme alone is no token", source: headerOnly, headers: [][2]string{{"Authorization", "Bearer"}}, wantReason: "no token"},
+		{desc: "scheme and blanks is no token", source: headerOnly, headers: [][2]string{{"Authorization", "Bearer   "}}, wantReason: "no token"},
 		{desc: "scheme alone falls through to the query", source: all, target: "/?access_token=q1", headers: [][2]string{{"Authorization", "Bearer"}}, wantToken: "q1", wantFrom: fromQuery},
 		{desc: "other scheme is malformed", source: all, headers: [][2]string{{"Authorization", "Basic dXNlcjpwYXNz"}}, wantFrom: fromHeader, wantReason: "Authorization header has another auth scheme"},
 		{desc: "scheme glued to token is malformed", source: all, headers: [][2]string{{"Authorization", "Bearerabc"}}, wantFrom: fromHeader, wantReason: "Authorization header has another auth scheme"},
@@ -37,7 +38,7 @@ func TestTokenSourceExtract(t *testing.T) {
 		{desc: "empty cookie is no token", source: all, headers: [][2]string{{"Cookie", "tok="}}, wantReason: "no token"},
 		{desc: "two query values are malformed", source: all, target: "/?access_token=a&access_token=b", wantFrom: fromQuery, wantReason: "several query parameters"},
 		{desc: "empty query value is no token", source: all, target: "/?access_token=", wantReason: "no token"},
-		{desc: "header without scheme is the whole value", source: tokenSource{header: "X-Api-Token", maxLen: 64}, headers: [][2]string{{"X-Api-Token", "raw-token"}}, wantToken: "raw-token", wantFrom: fromHeader},
+		{desc: "header without scheme is the whole value", source: mustSource(t, TokenSource{Header: "X-Api-Token", MaxLength: 64}), headers: [][2]string{{"X-Api-Token", "raw-token"}}, wantToken: "raw-token", wantFrom: fromHeader},
 		{desc: "nothing at all", source: all, wantReason: "no token"},
 		{desc: "too long", source: all, headers: [][2]string{{"Authorization", "Bearer " + strings.Repeat("a", 65)}}, wantFrom: fromHeader, wantReason: "token longer than tokenSource.maxLength"},
 		{desc: "exactly max length", source: all, headers: [][2]string{{"Authorization", "Bearer " + strings.Repeat("a", 64)}}, wantToken: strings.Repeat("a", 64), wantFrom: fromHeader},
@@ -56,6 +57,17 @@ func TestTokenSourceExtract(t *testing.T) {
 		{desc: "a copy in a second Cookie header is a copy", source: all, headers: [][2]string{{"Cookie", "tok=good"}, {"Cookie", "tok=forged"}}, wantFrom: fromCookie, wantReason: "several cookies"},
 		{desc: "a cookie value with a quote inside is malformed", source: all, headers: [][2]string{{"Cookie", `tok=go"od`}}, wantFrom: fromCookie, wantReason: "cookie value is malformed"},
 		{desc: "a quoted cookie value is unquoted", source: all, headers: [][2]string{{"Cookie", `tok="good"`}}, wantToken: "good", wantFrom: fromCookie},
+		// A name some backend reads as the configured one is a copy (PHP, ASP.NET Core).
+		{desc: "a query name in other case is a copy", source: all, target: "/?access_token=good&ACCESS_TOKEN=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a query name with a dot is a copy", source: all, target: "/?access_token=good&access.token=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a query name with a space is a copy", source: all, target: "/?access_token=good&access+token=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a query name with a bracket is a copy", source: all, target: "/?access_token=good&access[token=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a query name with a leading blank is a copy", source: all, target: "/?access_token=good&%20access_token=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a query name cut by a NUL is a copy", source: all, target: "/?access_token=good&access_token%00x=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
+		{desc: "a folded query name alone is the parameter", source: all, target: "/?Access.Token=good", wantToken: "good", wantFrom: fromQuery},
+		{desc: "a cookie name in other case is a copy", source: all, headers: [][2]string{{"Cookie", "TOK=forged; tok=good"}}, wantFrom: fromCookie, wantReason: "several cookies"},
+		{desc: "a cookie hidden behind a comma is malformed", source: all, headers: [][2]string{{"Cookie", "tok=good; a=1, tok=forged"}}, wantFrom: fromCookie, wantReason: "cookie value is malformed"},
+		{desc: "a cookie value with a comma is malformed", source: all, headers: [][2]string{{"Cookie", "tok=good,x=1"}}, wantFrom: fromCookie, wantReason: "cookie value is malformed"},
 	}
 	for _, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
@@ -79,8 +91,7 @@ func TestTokenSourceExtract(t *testing.T) {
 // TestTokenSourceStripCarriers checks that every configured carrier is removed, every copy of it,
 // but the one that carried the checked token when forwardAuthorization keeps it.
 func TestTokenSourceStripCarriers(t *testing.T) {
-	source := tokenSource{header: "X-Api-Key", query: "access_token", cookie: "tok", maxLen: 64}
-	source.headerTwins = withoutName(mustTwins(t, "X-Api-Key"), "X-Api-Key")
+	source := mustSource(t, TokenSource{Header: "X-Api-Key", Query: "access_token", Cookie: "tok", MaxLength: 64})
 	testCases := []struct {
 		desc       string
 		target     string
@@ -96,6 +107,7 @@ func TestTokenSourceStripCarriers(t *testing.T) {
 		{desc: "the cookie kept", target: "/p?access%5Ftoken=forged&b=2", cookie: "a=1; tok=t; b=2", keep: fromCookie, wantQuery: "b=2", wantCookie: "a=1; tok=t; b=2"},
 		{desc: "every query copy goes, undecodable and hidden ones too", target: "/p?access_token=a&access_token=b%zz&c=1;access_token=d&e=5", keep: fromNone, wantQuery: "e=5"},
 		{desc: "every cookie copy goes", target: "/p", cookie: `tok=a; x=1; tok=b"c`, keep: fromNone, wantCookie: "x=1"},
+		{desc: "names a backend folds go too", target: "/p?ACCESS.TOKEN=x&access+token=y&%20access_token=z&access_token%00=w&k=1", cookie: "TOK=a; x=1; y=2, tok=b", keep: fromNone, wantQuery: "k=1", wantCookie: "x=1"},
 	}
 	for _, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
@@ -122,6 +134,16 @@ func TestTokenSourceStripCarriers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustSource compiles ts as New does.
+func mustSource(t *testing.T, ts TokenSource) tokenSource {
+	t.Helper()
+	src, err := compileTokenSource(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
 
 func mustTwins(t *testing.T, name string) []string {
