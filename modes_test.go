@@ -2,20 +2,37 @@
 
 package oauthintrospection
 
-// The tests in this file run the scenario tables of introspection_test.go twice: against the
-// compiled handler, and against the handler Yaegi interprets, built the way Traefik builds it.
+// The tests in this file run the scenario tables of introspection_test.go, and the other tables
+// that build middlewares from provider options, in every mode of modes: compiled, and interpreted
+// by Yaegi when the harness (yaegi_test.go) is built. See the comment there.
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 
+	"github.com/mitchellh/mapstructure"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 )
+
+const pluginImport = "github.com/tokengate/oauthintrospection"
+
+// mode is one way of running the plugin. Its builder makes the handlers of one test: all of them in
+// one process state (one interpreter), as Traefik builds all routers of a plugin.
+type mode struct {
+	name    string
+	builder func(t *testing.T) builder
+}
+
+// modes lists the modes every table runs in. The harness adds the interpreted one.
+var modes = []mode{{name: "compiled", builder: func(*testing.T) builder { return compiledBuilder }}}
 
 // compiledBuilder builds the compiled handler through Traefik's decode path.
 func compiledBuilder(t *testing.T, next http.Handler, options map[string]any, name string) (http.Handler, func() string, error) {
@@ -24,33 +41,26 @@ func compiledBuilder(t *testing.T, next http.Handler, options map[string]any, na
 	return h, logs.String, err
 }
 
-// interpretedBuilder builds each handler in a fresh interpreter, so no package state is shared.
-func interpretedBuilder(t *testing.T, next http.Handler, options map[string]any, name string) (http.Handler, func() string, error) {
-	return loadYaegiPlugin(t).builder()(t, next, options, name)
-}
-
-// builder builds handlers in this one interpreter, as Traefik does for all routers of a plugin.
-func (p *yaegiPlugin) builder() builder {
-	return func(t *testing.T, next http.Handler, options map[string]any, name string) (http.Handler, func() string, error) {
-		h, err := p.build(context.Background(), next, options, name)
-		return h, func() string { return p.stdout.String() + p.stderr.String() }, err
+// inModes runs test in every mode.
+func inModes(t *testing.T, test func(t *testing.T, build builder)) {
+	for _, mode := range modes {
+		mode := mode
+		t.Run(mode.name, func(t *testing.T) { test(t, mode.builder(t)) })
 	}
 }
 
-func TestScenariosCompiled(t *testing.T) {
-	runScenarios(t, compiledBuilder, coreScenarios())
+func TestScenarios(t *testing.T) {
+	inModes(t, func(t *testing.T, build builder) { runScenarios(t, build, coreScenarios()) })
 }
 
-func TestScenariosInterpreted(t *testing.T) {
-	runScenarios(t, loadYaegiPlugin(t).builder(), coreScenarios())
+func TestConfigErrors(t *testing.T) {
+	inModes(t, runConfigErrors)
 }
 
-func TestConfigErrorsCompiled(t *testing.T) {
-	runConfigErrors(t, compiledBuilder)
-}
-
-func TestConfigErrorsInterpreted(t *testing.T) {
-	runConfigErrors(t, loadYaegiPlugin(t).builder())
+// TestLogSecrecyTraefikPath reads what Traefik would log: under the interpreter, its stdout and
+// stderr.
+func TestLogSecrecyTraefikPath(t *testing.T) {
+	inModes(t, runLogSecrecy)
 }
 
 // TestManifestTestData proves that the testData of .traefik.yml is a configuration New accepts
@@ -72,12 +82,10 @@ func TestManifestTestData(t *testing.T) {
 	assert.NotEmpty(t, manifest.Summary)
 	require.NotEmpty(t, manifest.TestData)
 
-	for _, mode := range []struct {
-		name  string
-		build builder
-	}{{"compiled", compiledBuilder}, {"interpreted", interpretedBuilder}} {
+	for _, mode := range modes {
+		mode := mode
 		t.Run(mode.name, func(t *testing.T) {
-			h, _, err := mode.build(t, &upstream{}, manifest.TestData, "testdata@file")
+			h, _, err := mode.builder(t)(t, &upstream{}, manifest.TestData, "testdata@file")
 			require.NoError(t, err)
 			require.NotNil(t, h)
 		})
@@ -87,10 +95,8 @@ func TestManifestTestData(t *testing.T) {
 // TestCRDOptions builds the Hub manifest from JSON, as the Kubernetes CRD provider hands options
 // over (numbers as float64, booleans as bool), in both modes, and serves a request with it.
 func TestCRDOptions(t *testing.T) {
-	for _, mode := range []struct {
-		name  string
-		build builder
-	}{{"compiled", compiledBuilder}, {"interpreted", interpretedBuilder}} {
+	for _, mode := range modes {
+		mode := mode
 		t.Run(mode.name, func(t *testing.T) {
 			idp := newFakeIDP(t, answerJSON(`{"active":true,"grp":"admin","exp":4102444800}`))
 			options := decodeJSONOptions(t, `{
@@ -103,7 +109,7 @@ func TestCRDOptions(t *testing.T) {
 				"cache": {"ttlSeconds": 10, "maxEntries": 100}
 			}`)
 			up := &upstream{}
-			h, _, err := mode.build(t, up, options, "crd@test")
+			h, _, err := mode.builder(t)(t, up, options, "crd@test")
 			require.NoError(t, err)
 			req := httptest.NewRequest(http.MethodGet, "/api", nil)
 			req.Header.Set("Authorization", "Bearer tok")
@@ -117,3 +123,56 @@ func TestCRDOptions(t *testing.T) {
 		})
 	}
 }
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of handlers under test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// decodeOptions decodes provider options into a config with Traefik's mapstructure settings.
+func decodeOptions(options map[string]any, result any) error {
+	decoder, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		DecodeHook:       mapstructure.StringToSliceHookFunc(","),
+		WeaklyTypedInput: true,
+		Result:           result,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create configuration decoder: %w", err)
+	}
+	if err := decoder.Decode(options); err != nil {
+		return fmt.Errorf("failed to decode configuration: %w", err)
+	}
+	return nil
+}
+
+// buildCompiled makes a compiled handler through the same decode path, with its log captured.
+func buildCompiled(ctx context.Context, next http.Handler, options map[string]any, name string, logs *syncBuffer) (http.Handler, error) {
+	cfg := CreateConfig()
+	if len(options) > 0 {
+		if err := decodeOptions(options, cfg); err != nil {
+			return nil, err
+		}
+	}
+	h, err := New(ctx, next, cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	if m, ok := h.(*middleware); ok && logs != nil {
+		m.logf = func(level, msg string) { fmt.Fprintf(logs, "%s: %s\n", level, msg) }
+	}
+	return h, nil
+}
+

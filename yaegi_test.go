@@ -1,12 +1,23 @@
-//go:build !yaegi
+//go:build !yaegi && !nointerp
 
 package oauthintrospection
 
-// This file is the Yaegi harness: it loads this package from source with Yaegi v0.16.1, the
-// interpreter Traefik v3.7 embeds, and builds middlewares exactly as Traefik's
-// pkg/plugins/middlewareyaegi.go does: CreateConfig, a mapstructure decode with Traefik's settings,
-// then New through reflect. It also runs the stdlib-only unit tests of this package inside the
-// interpreter. It is compiled only (the interpreter cannot load yaegi itself), hence the build tag.
+// This file is the Yaegi harness. Every behaviour is tested twice, because Traefik runs the plugin
+// interpreted by Yaegi v0.16.1 and the interpreter differs from the compiler:
+//
+//   - Compiled: go test -race builds the package and its test files natively.
+//   - Interpreted, as Traefik builds it: loadYaegiPlugin interprets the plugin alone and builds
+//     handlers exactly as Traefik's pkg/plugins/middlewareyaegi.go does (CreateConfig, a
+//     mapstructure decode with Traefik's settings, New through reflect). The init below adds this
+//     mode to modes (modes_test.go), so every table built from provider options runs in both.
+//   - Interpreted, unit tests: TestInterpretedUnitTests interprets the package together with its
+//     standard-library-only test files (EvalTest) and runs every Test function inside Yaegi.
+//
+// Build tags: a test file that needs a compiled-only package (yaegi, mapstructure, testify) starts
+// with "//go:build !yaegi", and the interpreter runs with the tag yaegi, so it leaves such files
+// out. Yaegi reads only "// +build" lines, which is why mode_interpreted_test.go, which sets
+// interpreted = true inside the interpreter, carries both forms. This file also needs !nointerp:
+// go test -tags nointerp (make mutation) builds the compiled mode alone, in a fraction of the time.
 
 import (
 	"bytes"
@@ -17,35 +28,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/mitchellh/mapstructure"
 	"github.com/traefik/yaegi/interp"
 	"github.com/traefik/yaegi/stdlib"
 )
-
-const pluginImport = "github.com/tokengate/oauthintrospection"
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of handlers under test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // layoutGoPath copies this package's source into dir/src/<import path>, the layout Traefik gives
 // local plugins (plugins-local/src/<moduleName>). Test files are copied only when withTests is set.
@@ -138,40 +128,6 @@ func (p *yaegiPlugin) build(ctx context.Context, next http.Handler, options map[
 	return h, nil
 }
 
-// decodeOptions decodes provider options into a config with Traefik's mapstructure settings.
-func decodeOptions(options map[string]any, result any) error {
-	decoder, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.StringToSliceHookFunc(","),
-		WeaklyTypedInput: true,
-		Result:           result,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create configuration decoder: %w", err)
-	}
-	if err := decoder.Decode(options); err != nil {
-		return fmt.Errorf("failed to decode configuration: %w", err)
-	}
-	return nil
-}
-
-// buildCompiled makes a compiled handler through the same decode path, with its log captured.
-func buildCompiled(ctx context.Context, next http.Handler, options map[string]any, name string, logs *syncBuffer) (http.Handler, error) {
-	cfg := CreateConfig()
-	if len(options) > 0 {
-		if err := decodeOptions(options, cfg); err != nil {
-			return nil, err
-		}
-	}
-	h, err := New(ctx, next, cfg, name)
-	if err != nil {
-		return nil, err
-	}
-	if m, ok := h.(*middleware); ok && logs != nil {
-		m.logf = func(level, msg string) { fmt.Fprintf(logs, "%s: %s\n", level, msg) }
-	}
-	return h, nil
-}
-
 // interpretWithTests interprets the package together with its stdlib-only test files. Files that
 // need compiled-only packages start with the build constraint !yaegi and are left out.
 func interpretWithTests(tb testing.TB) *interp.Interpreter {
@@ -224,5 +180,62 @@ func BenchmarkInterpreted(b *testing.B) {
 	names, benchmarks := interpretedFuncs[func(*testing.B)](interpretWithTests(b), "Benchmark")
 	for _, name := range names {
 		b.Run(strings.TrimPrefix(name, "Benchmark"), benchmarks[name])
+	}
+}
+
+func init() {
+	modes = append(modes, mode{name: "interpreted", builder: func(t *testing.T) builder { return loadYaegiPlugin(t).builder() }})
+}
+
+// builder builds handlers in this one interpreter, as Traefik does for all routers of a plugin.
+func (p *yaegiPlugin) builder() builder {
+	return func(t *testing.T, next http.Handler, options map[string]any, name string) (http.Handler, func() string, error) {
+		h, err := p.build(context.Background(), next, options, name)
+		return h, func() string { return p.stdout.String() + p.stderr.String() }, err
+	}
+}
+
+// TestRepeatedNewTraefikPath builds the interpreted plugin again and again with one configuration,
+// then alternating two, through Traefik's path (CreateConfig, mapstructure decode of
+// file-provider strings, New through reflect), and checks that goroutines and the heap do not grow.
+// A kept generation costs about 0.4 MiB (see TestRepeatedNewDoesNotLeak), so 5 MiB fails from
+// about a dozen kept generations on.
+func TestRepeatedNewTraefikPath(t *testing.T) {
+	const rounds = 150 // about 7 ms a build under -race; 150 kept generations would be 60 MiB
+	p := loadYaegiPlugin(t)
+	options := func(generation int) map[string]any {
+		o := hubOptions("http://127.0.0.1:1/introspect")
+		if generation%2 == 1 {
+			o = with(o, "claims", nil)
+			o = with(o, "usernameClaim", "sub")
+			o = with(o, "cache", map[string]any{"ttlSeconds": "60", "negativeTtlSeconds": "30"})
+		}
+		return o
+	}
+	build := func(generation int) {
+		if _, err := p.build(context.Background(), &upstream{}, options(generation), "reload@file"); err != nil {
+			t.Fatalf("New: %v", err)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		build(i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	baseline := runtime.NumGoroutine()
+	for i := 0; i < rounds; i++ {
+		build(0)
+	}
+	for i := 0; i < rounds; i++ {
+		build(i)
+	}
+	expectGoroutinesBackTo(t, baseline)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap: %d KiB before, %d KiB after 2×%d builds (growth %d KiB)", before.HeapAlloc>>10, after.HeapAlloc>>10, rounds, growth>>10)
+	if growth > 5<<20 {
+		t.Errorf("the heap grew by %d KiB over %d builds", growth>>10, 2*rounds)
 	}
 }
