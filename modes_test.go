@@ -175,4 +175,3 @@ func buildCompiled(ctx context.Context, next http.Handler, options map[string]an
 	}
 	return h, nil
 }
-
