@@ -18,6 +18,12 @@ demo:
 bench:
 	bash bench/run.sh
 
+# Mutation testing of the security-critical files with the compiled tests (gremlins, pinned);
+# prints killed/lived per file. Tens of minutes on two cores; not part of CI. See docs/mutation.md.
+.PHONY: mutation
+mutation:
+	bash scripts/mutation.sh
+
 # Chaos under load: wrk against the plugin while the IdP is killed and restarted every 5 s;
 # fails if a request without a valid token gets through or Traefik goes down. About 2 minutes.
 .PHONY: chaos

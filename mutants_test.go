@@ -1,0 +1,398 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+//
+// Tests that pin behaviours mutation testing found unpinned (docs/mutation.md): each one would let
+// a plausible bug through if it were missing.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCacheKeyWithTemplatedHeaders: with templated clientConfig.headers, the IdP's answer may depend
+// on the request, so the cache key holds the token and every rendered value. Another token with the
+// same rendered values, and the same token with other rendered values, each get their own answer.
+func TestCacheKeyWithTemplatedHeaders(t *testing.T) {
+	rig := newCacheRig(t, "templated-key@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		_ = r.ParseForm()
+		if r.PostForm.Get("token") == "alice" && r.Header.Get("X-Path") == "/a" {
+			answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
+			return
+		}
+		answerJSON(`{"active":false}`)(w, r, call)
+	}, func(c *Config) {
+		c.ClientConfig.Headers = map[string]string{"X-Path": "{{ .Request.URL.Path }}", "X-Static": "s"}
+	})
+	get := func(token, path string) int {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return rig.send(req).Code
+	}
+	for _, step := range []struct {
+		token, path string
+		want, calls int
+	}{
+		{"alice", "/a", http.StatusOK, 1},
+		{"alice", "/a", http.StatusOK, 1}, // cached
+		{"mallory", "/a", http.StatusUnauthorized, 2},
+		{"alice", "/b", http.StatusUnauthorized, 3},
+		{"alice", "/a", http.StatusOK, 3},
+	} {
+		if got := get(step.token, step.path); got != step.want {
+			t.Errorf("%s on %s: status %d, want %d", step.token, step.path, got, step.want)
+		}
+		if rig.calls() != step.calls {
+			t.Errorf("%s on %s: IdP calls %d, want %d", step.token, step.path, rig.calls(), step.calls)
+		}
+	}
+	// The values are separated, so that moving a byte from the token to a value, or from one value
+	// to the next, makes another key.
+	two := []headerTemplate{{name: "X-A"}, {name: "X-B"}}
+	rendered := func(a, b string) http.Header { return http.Header{"X-A": {a}, "X-B": {b}} }
+	keys := map[cacheKey]string{}
+	for _, k := range []struct {
+		desc  string
+		token string
+		h     http.Header
+	}{
+		{"ab|c|", "ab", rendered("c", "")},
+		{"a|bc|", "a", rendered("bc", "")},
+		{"a|b|c", "a", rendered("b", "c")},
+		{"a|bc|.", "a", rendered("", "bc")},
+		{"a", "a", rendered("", "")},
+	} {
+		key := tokenKey(k.token, k.h, two)
+		if other, dup := keys[key]; dup {
+			t.Errorf("%s and %s have one cache key", k.desc, other)
+		}
+		keys[key] = k.desc
+	}
+	if tokenKey("a", rendered("", ""), two) == tokenKey("a", nil, nil) {
+		t.Errorf("a templated key equals the plain digest of the token")
+	}
+}
+
+// TestTLSVerificationStaysOn: configuring a CA, or a client certificate, never turns off the
+// verification of the endpoint's certificate.
+func TestTLSVerificationStaysOn(t *testing.T) {
+	srv := httptest.NewTLSServer(activeHandler())
+	t.Cleanup(func() { srv.Close() })
+	other := newTestCA(t, "another-ca")
+	client := newTestCA(t, "client")
+	for _, test := range []struct {
+		desc string
+		tls  TLSConfig
+	}{
+		{desc: "a CA that did not sign the endpoint's certificate", tls: TLSConfig{CA: other.certPEM}},
+		{desc: "a client certificate, and the system roots", tls: TLSConfig{Cert: client.certPEM, Key: client.keyPEM}},
+		{desc: "a CA and a client certificate", tls: TLSConfig{CA: other.certPEM, Cert: client.certPEM, Key: client.keyPEM}},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			cfg := bearerConfig(srv.URL)
+			cfg.ClientConfig.TLS = test.tls
+			cfg.ClientConfig.MaxRetries = 0
+			if rec, _ := serve(t, cfg, "t"); rec.Code != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503: the endpoint's certificate was not verified", rec.Code)
+			}
+		})
+	}
+}
+
+// TestStale403StaysForbidden: a cached 403 served stale while the IdP fails is still a 403, on the
+// general path and on the fast path, which only ever lets through an allowing verdict.
+func TestStale403StaysForbidden(t *testing.T) {
+	rig := newCacheRig(t, "stale-403@test", answerStatus(http.StatusBadGateway), func(c *Config) {
+		c.Cache.StaleIfErrorSeconds = 600
+		c.ClientConfig.MaxRetries = 0
+	})
+	now := time.Now().Unix()
+	key := tokenKey("tok", nil, nil)
+	forbidden := &verdict{status: http.StatusForbidden, challenge: challengeScope, reason: "claims expression is false",
+		exp: now + 3600, nbf: now - 10, names: []string{"Group"}, values: []string{"user"}}
+	rig.m.cache.mu.Lock()
+	rig.m.cache.entries[key] = &cacheEntry{v: forbidden, freshUntil: now - 1, staleUntil: now + 600}
+	rig.m.cache.mu.Unlock()
+	for i := 0; i < 4; i++ {
+		expectStatus(t, rig.do("tok"), http.StatusForbidden)
+	}
+	if e := rig.m.cache.get(key); e == nil || e.passUntil != 0 {
+		t.Errorf("a stale 403 entry has a pass window: %+v", e)
+	}
+}
+
+// TestTimeClaimEdges pins how exp and nbf are read (RFC 7519 section 2, NumericDate).
+func TestTimeClaimEdges(t *testing.T) {
+	for _, test := range []struct {
+		desc   string
+		answer string
+		want   int
+	}{
+		{desc: "nbf that is not a number", answer: `{"active":true,"nbf":"soon"}`, want: http.StatusServiceUnavailable},
+		{desc: "nbf of 1e400, beyond float64", answer: `{"active":true,"nbf":1e400}`, want: http.StatusServiceUnavailable},
+		{desc: "exp of 1e400, beyond float64", answer: `{"active":true,"exp":1e400}`, want: http.StatusServiceUnavailable},
+		{desc: "nbf of exactly 2^63 is in the future", answer: `{"active":true,"nbf":9223372036854775808}`, want: http.StatusUnauthorized},
+		{desc: "nbf just under 2^63 is in the future", answer: `{"active":true,"nbf":9223372036854774784}`, want: http.StatusUnauthorized},
+		{desc: "exp of exactly 2^63 is in the future", answer: `{"active":true,"exp":9223372036854775808}`, want: http.StatusOK},
+		{desc: "exp of -2^63 is in the past", answer: `{"active":true,"exp":-9223372036854775808}`, want: http.StatusUnauthorized},
+		{desc: "exp beyond -2^63 is in the past", answer: `{"active":true,"exp":-1e19}`, want: http.StatusUnauthorized},
+		{desc: "nbf beyond -2^63 is in the past", answer: `{"active":true,"nbf":-1e19}`, want: http.StatusOK},
+		{desc: "null nbf is absent", answer: `{"active":true,"nbf":null}`, want: http.StatusOK},
+		{desc: "exp as a string", answer: `{"active":true,"exp":"4102444800"}`, want: http.StatusServiceUnavailable},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			rig := newCacheRig(t, "time-"+test.desc+"@test", answerJSON(test.answer), nil)
+			for i := 0; i < 2; i++ {
+				expectStatus(t, rig.do("tok"), test.want)
+			}
+		})
+	}
+	if got, ok := timeClaim(map[string]any{"nbf": jsonNumber("9223372036854775808")}, "nbf", 0); !ok || got != math.MaxInt64 {
+		t.Errorf("nbf 2^63 = %d, %v; want MaxInt64", got, ok)
+	}
+	if got, ok := timeClaim(map[string]any{"exp": jsonNumber("-9223372036854775808")}, "exp", 0); !ok || got != math.MinInt64 {
+		t.Errorf("exp -2^63 = %d, %v; want MinInt64", got, ok)
+	}
+}
+
+// TestExpiresDuringTheSecondOfExp: a token is expired from the second of its exp on (RFC 7519
+// section 4.1.4: "on or after"), on the general path and on the fast path, and valid from the
+// second of its nbf on.
+func TestExpiresDuringTheSecondOfExp(t *testing.T) {
+	rig := newCacheRig(t, "exp-second@test", answerJSON(`{"active":true}`), nil)
+	key := tokenKey("tok", nil, nil)
+	plant := func(exp, nbf int64) {
+		v := &verdict{exp: exp, nbf: nbf, names: []string{"Group"}, values: []string{"admin"}}
+		rig.m.cache.mu.Lock()
+		rig.m.cache.entries[key] = &cacheEntry{v: v, freshUntil: exp + 100, passFrom: nbf, passUntil: exp}
+		rig.m.cache.mu.Unlock()
+	}
+	// The checks only tell when the clock did not move to the next second meanwhile: retry then.
+	within := func(what string, check func(now int64) bool) {
+		t.Helper()
+		for attempt := 0; attempt < 20; attempt++ {
+			now := time.Now().Unix()
+			ok := check(now)
+			if time.Now().Unix() == now {
+				if !ok {
+					t.Errorf("at the second %d: %s failed", now, what)
+				}
+				return
+			}
+		}
+		t.Fatal("the clock moved on during every attempt")
+	}
+	within("the fast path refusing a token in the second of its exp", func(now int64) bool {
+		plant(now, now-10)
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		return !fastHit(rig.m.fast, req)
+	})
+	within("the general path refusing a token in the second of its exp", func(now int64) bool {
+		plant(now, now-10)
+		return rig.do("tok").Code == http.StatusUnauthorized
+	})
+	within("the fast path taking a token in the second of its nbf", func(now int64) bool {
+		plant(now+100, now)
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		return fastHit(rig.m.fast, req)
+	})
+	within("checkTime at the edges", func(now int64) bool {
+		// Each status gets a variable of its own: under Yaegi v0.16.1, call().field == x && ...
+		// panics or gives false (docs/development.md).
+		atExp := checkTime(&verdict{exp: now, nbf: math.MinInt64}, now).status
+		atNbf := checkTime(&verdict{exp: now + 1, nbf: now}, now).status
+		beforeNbf := checkTime(&verdict{exp: now + 1, nbf: now + 1}, now).status
+		return atExp == http.StatusUnauthorized && atNbf == 0 && beforeNbf == http.StatusUnauthorized
+	})
+	if rig.calls() != 0 {
+		t.Errorf("IdP calls = %d, want 0", rig.calls())
+	}
+}
+
+// TestCacheRing pins the eviction ring: a replaced entry keeps its place, the oldest goes first,
+// and one slot works.
+func TestCacheRing(t *testing.T) {
+	now := time.Now().Unix()
+	allow := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
+	key := func(name string) cacheKey { return tokenKey(name, nil, nil) }
+	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 3, MaxBytes: defaultCacheMaxBytes})
+	for _, name := range []string{"a", "b", "c"} {
+		storeVerdict(c, key(name), allow, now)
+	}
+	for i := 0; i < 5; i++ {
+		storeVerdict(c, key("c"), allow, now) // replaced, again and again
+	}
+	storeVerdict(c, key("d"), allow, now) // evicts a, the oldest
+	if c.get(key("a")) != nil || c.get(key("b")) == nil || c.get(key("c")) == nil {
+		t.Errorf("after d: a %v, b %v, c %v; want only a evicted", c.get(key("a")) != nil, c.get(key("b")) != nil, c.get(key("c")) != nil)
+	}
+	for i := 0; i < 100; i++ {
+		storeVerdict(c, key(fmt.Sprint("n", i)), allow, now)
+		storeVerdict(c, key(fmt.Sprint("n", i)), allow, now)
+		if n := cacheLen(c); n > 3 {
+			t.Fatalf("after %d insertions: %d entries, over maxEntries 3", i, n)
+		}
+	}
+	if c.get(key("n99")) == nil || c.get(key("n98")) == nil || c.get(key("n97")) == nil {
+		t.Errorf("the newest entries were not kept")
+	}
+	one := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 1, MaxBytes: defaultCacheMaxBytes})
+	for i := 0; i < 5; i++ {
+		storeVerdict(one, key(fmt.Sprint("s", i)), allow, now)
+	}
+	if cacheLen(one) != 1 || one.get(key("s4")) == nil {
+		t.Errorf("maxEntries 1: %d entries, newest kept %v", cacheLen(one), one.get(key("s4")) != nil)
+	}
+	// A removed entry's slot stays until eviction reaches it; the bound still holds.
+	storeVerdict(c, key("gone"), reject(http.StatusServiceUnavailable, nil, ""), now)
+	if c.get(key("gone")) != nil {
+		t.Errorf("a failure was cached")
+	}
+}
+
+// TestCacheConfiguredBounds: the configured maxEntries is the bound, and IdP failures are never
+// cached, with negative caching on too.
+func TestCacheConfiguredBounds(t *testing.T) {
+	rig := newCacheRig(t, "max-5@test", answerJSON(`{"active":true}`), func(c *Config) { c.Cache.MaxEntries = 5 })
+	for i := 0; i < 12; i++ {
+		expectStatus(t, rig.do(fmt.Sprint("t", i)), http.StatusOK)
+	}
+	if n := cacheLen(rig.m.cache); n != 5 {
+		t.Errorf("%d entries, want maxEntries 5", n)
+	}
+	failing := newCacheRig(t, "neg-fail@test", answerStatus(http.StatusBadGateway), func(c *Config) {
+		c.Cache.NegativeTTLSeconds = 60
+		c.ClientConfig.MaxRetries = 0
+	})
+	expectStatus(t, failing.do("t"), http.StatusServiceUnavailable)
+	expectStatus(t, failing.do("t"), http.StatusServiceUnavailable)
+	if failing.calls() != 2 {
+		t.Errorf("negativeTtlSeconds cached a failure: IdP calls %d, want 2", failing.calls())
+	}
+}
+
+// TestSchemeOfTheSameLength: another scheme of the configured scheme's length is another scheme,
+// and a header shorter than the scheme is malformed, on both paths.
+func TestSchemeOfTheSameLength(t *testing.T) {
+	rig := newCacheRig(t, "scheme-length@test", answerJSON(`{"active":true}`), nil)
+	expectStatus(t, rig.do("x"), http.StatusOK) // caches "x"
+	for _, value := range []string{"Digest x", "Bearex x", "Bear", "B", "Bearer"} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", value)
+		if fastHit(rig.m.fast, req) {
+			t.Errorf("%q: the fast path took it", value)
+		}
+		req = httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", value)
+		expectStatus(t, rig.send(req), http.StatusUnauthorized)
+	}
+	if rig.calls() != 1 {
+		t.Errorf("IdP calls = %d, want 1", rig.calls())
+	}
+}
+
+// TestEndlessAnswerIsCut: the IdP's body is read up to its cap and no further, whatever the
+// status: an endless body costs one capped read, not the whole timeout.
+func TestEndlessAnswerIsCut(t *testing.T) {
+	for _, status := range []int{http.StatusOK, http.StatusBadRequest} {
+		status := status
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(status)
+				chunk := []byte(`{"active":true,"pad":"` + strings.Repeat("x", 32<<10))
+				for r.Context().Err() == nil {
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+				}
+			}))
+			t.Cleanup(func() { srv.Close() })
+			cfg := bearerConfig(srv.URL)
+			cfg.ClientConfig.TimeoutSeconds = 10
+			cfg.ClientConfig.MaxRetries = 0
+			start := time.Now()
+			rec, _ := serve(t, cfg, "t")
+			expectStatus(t, rec, http.StatusServiceUnavailable)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("an endless body took %v, near the 10 s timeout: it was not cut", took)
+			}
+		})
+	}
+}
+
+// TestConfigRangeLimits pins the limits of every numeric option, at and past each edge.
+func TestConfigRangeLimits(t *testing.T) {
+	for _, test := range []struct {
+		field string
+		set   func(c *Config, v int)
+		ok    []int
+		bad   []int
+	}{
+		{"clientConfig.timeoutSeconds", func(c *Config, v int) { c.ClientConfig.TimeoutSeconds = v }, []int{0, 1, 300}, []int{-1, 301}},
+		{"clientConfig.maxRetries", func(c *Config, v int) { c.ClientConfig.MaxRetries = v }, []int{0, 10}, []int{-1, 11}},
+		{"cache.ttlSeconds", func(c *Config, v int) { c.Cache.TTLSeconds = v }, []int{0, 86400}, []int{-1, 86401}},
+		{"cache.negativeTtlSeconds", func(c *Config, v int) { c.Cache.NegativeTTLSeconds = v }, []int{0, 86400}, []int{-1, 86401}},
+		{"cache.staleIfErrorSeconds", func(c *Config, v int) { c.Cache.StaleIfErrorSeconds = v }, []int{0, 86400}, []int{-1, 86401}},
+		{"cache.maxEntries", func(c *Config, v int) { c.Cache.MaxEntries = v }, []int{0, 1, 1000000}, []int{-1, 1000001}},
+		{"cache.maxBytes", func(c *Config, v int) { c.Cache.MaxBytes = v }, []int{0, 1, 64 << 30}, []int{-1, 64<<30 + 1}},
+		{"tokenSource.maxLength", func(c *Config, v int) { c.TokenSource.MaxLength = v }, []int{0, 1, 1 << 20}, []int{-1}},
+	} {
+		t.Run(test.field, func(t *testing.T) {
+			for _, v := range test.ok {
+				cfg := bearerConfig("http://127.0.0.1:1/")
+				test.set(cfg, v)
+				if _, err := compile(cfg); err != nil {
+					t.Errorf("%s %d refused: %v", test.field, v, err)
+				}
+			}
+			for _, v := range test.bad {
+				cfg := bearerConfig("http://127.0.0.1:1/")
+				test.set(cfg, v)
+				if _, err := compile(cfg); err == nil || !strings.HasPrefix(err.Error(), test.field+":") {
+					t.Errorf("%s %d: error %v, want one naming %s", test.field, v, err, test.field)
+				}
+			}
+		})
+	}
+	s, err := compile(bearerConfig("http://127.0.0.1:1/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.cache.MaxEntries != 10000 || s.cache.TTLSeconds != 30 || s.maxRetries != 3 || s.cache.MaxBytes != 32<<20 {
+		t.Errorf("defaults: maxEntries %d, ttlSeconds %d, maxRetries %d, maxBytes %d", s.cache.MaxEntries, s.cache.TTLSeconds, s.maxRetries, s.cache.MaxBytes)
+	}
+	cfg := bearerConfig("http://127.0.0.1:1/")
+	cfg.ClientConfig.TimeoutSeconds = 0
+	cfg.TokenSource.MaxLength = 0
+	if s, err = compile(cfg); err != nil || s.timeout != 5 || s.source.maxLen != 4096 {
+		t.Errorf("zero values: %v, timeout %d, maxLength %d; want 5 and 4096", err, s.timeout, s.source.maxLen)
+	}
+}
+
+// TestHeaderNameCharacters pins the RFC 9110 section 5.6.2 token characters at every edge.
+func TestHeaderNameCharacters(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		want := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
+		if got := isTokenChar(b); got != want {
+			t.Errorf("isTokenChar(%q) = %v, want %v", b, got, want)
+		}
+	}
+	if validHeaderName("") || !validHeaderName("X-Ok") || validHeaderName("X Ok") || validHeaderName("X-Ok\x7f") {
+		t.Errorf("validHeaderName misjudges a name")
+	}
+}
+
+// jsonNumber is a JSON number as decodeAnswer hands it over.
+func jsonNumber(s string) any {
+	return json.Number(s)
+}

@@ -1,0 +1,3 @@
+module github.com/tokengate/oauthintrospection/scripts/mutants
+
+go 1.26
