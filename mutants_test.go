@@ -6,12 +6,16 @@ package oauthintrospection
 // a plausible bug through if it were missing.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -395,4 +399,231 @@ func TestHeaderNameCharacters(t *testing.T) {
 // jsonNumber is a JSON number as decodeAnswer hands it over.
 func jsonNumber(s string) any {
 	return json.Number(s)
+}
+
+// TestCacheOffMeansOff: with ttlSeconds 0 nothing is cached, not even inactive answers with
+// negativeTtlSeconds set.
+func TestCacheOffMeansOff(t *testing.T) {
+	rig := newCacheRig(t, "off-neg@test", answerJSON(`{"active":false}`), func(c *Config) {
+		c.Cache.TTLSeconds = 0
+		c.Cache.NegativeTTLSeconds = 60
+	})
+	expectStatus(t, rig.do("t"), http.StatusUnauthorized)
+	expectStatus(t, rig.do("t"), http.StatusUnauthorized)
+	if rig.calls() != 2 {
+		t.Errorf("IdP calls = %d, want 2: ttlSeconds 0 turns the cache off", rig.calls())
+	}
+}
+
+// TestCacheEntrySizes pins what an entry is accounted for, and that an entry of exactly the whole
+// bound fits, with the bound then full.
+func TestCacheEntrySizes(t *testing.T) {
+	now := time.Now().Unix()
+	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, MaxBytes: 3 * entryOverhead})
+	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64, names: []string{"A", "B"}, values: []string{"12345", "678"}, username: "alice"}
+	if e := c.newEntry(v, now); e == nil || e.size != entryOverhead+5+3+5 {
+		t.Errorf("entry size %v, want %d (overhead, values, username)", e, entryOverhead+13)
+	}
+	bare := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
+	for _, name := range []string{"a", "b", "c"} {
+		storeVerdict(c, tokenKey(name, nil, nil), bare, now)
+	}
+	if cacheLen(c) != 3 || c.bytes != 3*entryOverhead {
+		t.Errorf("three entries that fill maxBytes exactly: %d entries, %d bytes", cacheLen(c), c.bytes)
+	}
+	exact := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, MaxBytes: entryOverhead})
+	storeVerdict(exact, tokenKey("x", nil, nil), bare, now)
+	if cacheLen(exact) != 1 {
+		t.Errorf("an entry of exactly maxBytes was not cached")
+	}
+}
+
+// TestCacheEvictionPassesRemovedSlots: eviction reaching the slot of a removed entry frees it
+// without touching anything else, and a key inserted again is judged by its new slot.
+func TestCacheEvictionPassesRemovedSlots(t *testing.T) {
+	now := time.Now().Unix()
+	allow := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
+	inactive := reject(http.StatusUnauthorized, challengeInvalid, "token is not active")
+	key := func(name string) cacheKey { return tokenKey(name, nil, nil) }
+	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 3, MaxBytes: defaultCacheMaxBytes})
+	storeVerdict(c, key("a"), allow, now)    // slot 0
+	storeVerdict(c, key("a"), inactive, now) // removed: slot 0 stays in the ring
+	storeVerdict(c, key("b"), allow, now)    // slot 1
+	storeVerdict(c, key("a"), allow, now)    // slot 2: a again
+	storeVerdict(c, key("c"), allow, now)    // evicts slot 0, whose entry is gone
+	for _, name := range []string{"a", "b", "c"} {
+		if c.get(key(name)) == nil {
+			t.Errorf("%s was evicted; only the removed entry's old slot was due", name)
+		}
+	}
+	storeVerdict(c, key("d"), allow, now) // evicts b, now the oldest
+	if c.get(key("b")) != nil || c.get(key("a")) == nil {
+		t.Errorf("after d: b kept %v, a kept %v; want b evicted", c.get(key("b")) != nil, c.get(key("a")) != nil)
+	}
+}
+
+// TestFileProblemsAreLogged: a client secret file or TLS file that stops holding valid content
+// keeps the last good one, and the ERROR line names the option; nothing is logged while it is fine.
+func TestFileProblemsAreLogged(t *testing.T) {
+	t.Run("clientSecretFile", func(t *testing.T) {
+		idp := newAuthIDP(t, nil)
+		file := writeTemp(t, t.TempDir(), "secret", "good-secret\n")
+		cfg := bearerConfig(idp.srv.URL)
+		cfg.ClientConfig.ClientID = "gw"
+		cfg.ClientConfig.ClientSecretFile = file
+		cfg.Cache.TTLSeconds = 0
+		h, err := New(context.Background(), &upstream{}, cfg, "secret-problem@test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := h.(*middleware)
+		logs := captureLogs(m)
+		call := func() {
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set("Authorization", "Bearer t")
+			expectStatus(t, rig(m, req), http.StatusOK)
+		}
+		checkNow(m.idp.auth.secret.file)
+		call()
+		if strings.Contains(logs(), "clientSecretFile") {
+			t.Errorf("a good file was logged as a problem:\n%s", logs())
+		}
+		writeByRename(t, file, "two\nlines\n")
+		checkNow(m.idp.auth.secret.file)
+		call()
+		if !strings.Contains(logs(), "error: clientConfig.clientSecretFile: the file has more than one line") {
+			t.Errorf("the broken file was not logged:\n%s", logs())
+		}
+	})
+	t.Run("tls.ca", func(t *testing.T) {
+		srv := httptest.NewTLSServer(activeHandler())
+		t.Cleanup(func() { srv.Close() })
+		caFile := writeTemp(t, t.TempDir(), "ca.pem", pemOf("CERTIFICATE", srv.Certificate().Raw))
+		cfg := bearerConfig(srv.URL)
+		cfg.ClientConfig.TLS = TLSConfig{CA: caFile}
+		cfg.Cache.TTLSeconds = 0
+		h, err := New(context.Background(), &upstream{}, cfg, "tls-problem@test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := h.(*middleware)
+		logs := captureLogs(m)
+		call := func() {
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set("Authorization", "Bearer t")
+			expectStatus(t, rig(m, req), http.StatusOK)
+		}
+		checkNow(m.idp.tls.ca.file)
+		call()
+		if strings.Contains(logs(), "tls") {
+			t.Errorf("a good CA file was logged as a problem:\n%s", logs())
+		}
+		writeByRename(t, caFile, "no certificate here\n")
+		checkNow(m.idp.tls.ca.file)
+		call() // the last good CA stays
+		if !strings.Contains(logs(), "error: clientConfig.tls.ca: no PEM certificate found") {
+			t.Errorf("the broken CA file was not logged:\n%s", logs())
+		}
+		os.Remove(caFile)
+		checkNow(m.idp.tls.ca.file)
+		call()
+		if !strings.Contains(logs(), "error: clientConfig.tls.ca: no such file") {
+			t.Errorf("the vanished CA file was not logged:\n%s", logs())
+		}
+	})
+}
+
+// rig serves req with m and returns the recorder.
+func rig(m *middleware, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestReadLimitedAtTheLimit: a file of exactly the limit is read whole; one byte more is refused.
+func TestReadLimitedAtTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	exact := writeTemp(t, dir, "exact", strings.Repeat("x", 64))
+	content, _, err := readLimited(exact, 64)
+	if err != nil || len(content) != 64 {
+		t.Errorf("a file of exactly the limit: %d bytes, %v", len(content), err)
+	}
+	over := writeTemp(t, dir, "over", strings.Repeat("x", 65))
+	if _, _, err := readLimited(over, 64); err == nil || err.Error() != "larger than 64 bytes" {
+		t.Errorf("a file over the limit: %v", err)
+	}
+	if _, _, err := readLimited(dir, 64); err == nil || err.Error() != "not a regular file" {
+		t.Errorf("a directory: %v", err)
+	}
+}
+
+// TestWatchedFileOneReaderAtATime: while one request reads the file, the others use the accepted
+// content instead of reading too.
+func TestWatchedFileOneReaderAtATime(t *testing.T) {
+	path := writeTemp(t, t.TempDir(), "secret", "first\n")
+	w, err := openWatched(path, maxSecretFileBytes, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeByRename(t, path, "second\n")
+	checkNow(w)
+	w.mu.Lock()
+	w.reading = true // another request is reading
+	w.mu.Unlock()
+	if got := w.poll(time.Now()); got != nil {
+		t.Errorf("a second reader read the file: %q", got)
+	}
+	w.mu.Lock()
+	w.reading = false
+	w.mu.Unlock()
+	if got := string(w.poll(time.Now())); got != "second\n" {
+		t.Errorf("once the reader is done: %q", got)
+	}
+}
+
+// TestRetriesBackOffFromTheFirstStep: retries wait 50 ms doubled each time (with jitter), starting
+// from the first step, so that a 1 s timeout fits at least five attempts against a failing IdP.
+// Starting two steps later would fit at most four.
+func TestRetriesBackOffFromTheFirstStep(t *testing.T) {
+	idp := newFakeIDP(t, answerStatus(http.StatusServiceUnavailable))
+	cfg := bearerConfig(idp.srv.URL)
+	cfg.ClientConfig.MaxRetries = 10
+	cfg.ClientConfig.TimeoutSeconds = 1
+	rec, _ := serve(t, cfg, "t")
+	expectStatus(t, rec, http.StatusServiceUnavailable)
+	if calls, _, _ := idp.snapshot(); calls < 5 || calls > 7 {
+		t.Errorf("%d attempts in 1 s, want 5 to 7", calls)
+	}
+}
+
+// TestIdPConnectionsAreReused: sequential introspections share one connection to the IdP.
+func TestIdPConnectionsAreReused(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewUnstartedServer(activeHandler())
+	srv.Config.ConnState = func(c net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Close() })
+	cfg := bearerConfig(srv.URL)
+	cfg.Cache.TTLSeconds = 0
+	h, err := New(context.Background(), &upstream{}, cfg, "reuse@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer t")
+		expectStatus(t, rig(h.(*middleware), req), http.StatusOK)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("%d connections for 5 sequential calls, want 1", conns)
+	}
 }
