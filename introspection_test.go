@@ -668,6 +668,7 @@ func configErrorCases() []struct {
 		{"bad header name", with(base, "tokenSource.header", "Auth orization"), "tokenSource.header: invalid header name"},
 		{"negative maxLength", with(base, "tokenSource.maxLength", "-1"), "tokenSource.maxLength"},
 		{"query name of blanks", with(base, "tokenSource.query", " "), "tokenSource.query: not a usable parameter name"},
+		{"query name that a NUL cuts to nothing", with(base, "tokenSource.query", "\x00x"), "tokenSource.query: not a usable parameter name"},
 		{"query name with a separator", with(base, "tokenSource.query", "a=b"), "tokenSource.query: not a usable parameter name"},
 		{"bad claims", with(base, "claims", "Equals(`grp`, `admin`) ||"), "claims: offset"},
 		{"unknown claims function", with(base, "claims", "Equal(`grp`, `admin`)"), "claims: offset 0"},

@@ -627,3 +627,168 @@ func TestIdPConnectionsAreReused(t *testing.T) {
 		t.Errorf("%d connections for 5 sequential calls, want 1", conns)
 	}
 }
+
+// TestNegativeCacheHoldsOnlyInactiveAnswers: negativeTtlSeconds caches inactive answers, never an
+// answer judged unusable (a malformed exp).
+func TestNegativeCacheHoldsOnlyInactiveAnswers(t *testing.T) {
+	rig := newCacheRig(t, "neg-malformed@test", answerJSON(`{"active":true,"exp":"soon"}`), func(c *Config) {
+		c.Cache.NegativeTTLSeconds = 60
+	})
+	expectStatus(t, rig.do("t"), http.StatusServiceUnavailable)
+	expectStatus(t, rig.do("t"), http.StatusServiceUnavailable)
+	if rig.calls() != 2 {
+		t.Errorf("IdP calls = %d, want 2: a malformed answer was cached", rig.calls())
+	}
+}
+
+// TestFilesAreCheckedAtMostEvery5s: a changed file is not read again before fileRecheck has passed,
+// so that the request path does not pay for a read on every call.
+func TestFilesAreCheckedAtMostEvery5s(t *testing.T) {
+	path := writeTemp(t, t.TempDir(), "secret", "first\n")
+	start := time.Now()
+	w, err := openWatched(path, maxSecretFileBytes, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeByRename(t, path, "second\n")
+	if got := w.poll(start.Add(fileRecheck - time.Millisecond)); got != nil {
+		t.Errorf("read again before fileRecheck: %q", got)
+	}
+	if got := string(w.poll(start.Add(fileRecheck))); got != "second\n" {
+		t.Errorf("not read again at fileRecheck: %q", got)
+	}
+	if fileRecheck != 5*time.Second {
+		t.Errorf("fileRecheck = %v, the documented 5 s", fileRecheck)
+	}
+}
+
+// TestPeerClosingIsLoggedByKind: a peer that closes the connection without answering is named so.
+func TestPeerClosingIsLoggedByKind(t *testing.T) {
+	cfg := bearerConfig(rawPeerURL(t, ""))
+	cfg.ClientConfig.MaxRetries = 0
+	h, err := New(context.Background(), &upstream{}, cfg, "peer-closes@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := captureLogs(h.(*middleware))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	expectStatus(t, rig(h.(*middleware), req), http.StatusServiceUnavailable)
+	if !strings.Contains(logs(), "request failed: connection closed by the endpoint") {
+		t.Errorf("the log does not name the kind:\n%s", logs())
+	}
+}
+
+// TestRetryAfterParsing pins RFC 9110 section 10.2.3 delay-seconds as the client reads them.
+func TestRetryAfterParsing(t *testing.T) {
+	for _, test := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"0", 0}, {"1", time.Second}, {" 2 ", 2 * time.Second}, {"3600", time.Hour},
+		{"3601", 0}, {"-1", 0}, {"1.5", 0}, {"Wed, 21 Oct 2015 07:28:00 GMT", 0}, {"soon", 0},
+	} {
+		if got := retryAfter(test.in); got != test.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", test.in, got, test.want)
+		}
+	}
+}
+
+// TestAnswerOfExactly1MiB: the cap is 1 MiB: an answer of exactly that size is read whole.
+func TestAnswerOfExactly1MiB(t *testing.T) {
+	head := `{"active":true,"grp":"admin","pad":"`
+	body := head + strings.Repeat("x", maxResponseBytes-len(head)-2) + `"}`
+	if len(body) != 1<<20 {
+		t.Fatalf("body of %d bytes", len(body))
+	}
+	rig := newCacheRig(t, "one-mib@test", answerJSON(body), nil)
+	expectStatus(t, rig.do("t"), http.StatusOK)
+	over := newCacheRig(t, "one-mib-plus@test", answerJSON(body+" "), nil)
+	expectStatus(t, over.do("t"), http.StatusServiceUnavailable)
+}
+
+// TestCacheWindowsEndOnTheirSecond: an entry is fresh before its freshUntil second, and served
+// stale before its staleUntil second, not during it.
+func TestCacheWindowsEndOnTheirSecond(t *testing.T) {
+	rig := newCacheRig(t, "windows@test", answerStatus(http.StatusBadGateway), func(c *Config) {
+		c.Cache.StaleIfErrorSeconds = 600
+		c.ClientConfig.MaxRetries = 0
+	})
+	key := tokenKey("tok", nil, nil)
+	plant := func(fresh, stale int64) {
+		v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64, names: []string{"Group"}, values: []string{"admin"}}
+		rig.m.cache.mu.Lock()
+		rig.m.cache.entries[key] = &cacheEntry{v: v, freshUntil: fresh, staleUntil: stale}
+		rig.m.cache.mu.Unlock()
+	}
+	for _, test := range []struct {
+		desc  string
+		plant func(now int64)
+		want  int
+		calls int
+	}{
+		{desc: "fresh until the second before freshUntil", plant: func(now int64) { plant(now+1, now+1) }, want: http.StatusOK, calls: 0},
+		{desc: "not fresh in the second of freshUntil", plant: func(now int64) { plant(now, now) }, want: http.StatusServiceUnavailable, calls: 1},
+		{desc: "stale in the second before staleUntil", plant: func(now int64) { plant(now, now+1) }, want: http.StatusOK, calls: 1},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			for attempt := 0; ; attempt++ {
+				before := rig.calls()
+				now := time.Now().Unix()
+				test.plant(now)
+				code := rig.do("tok").Code
+				if time.Now().Unix() != now {
+					if attempt > 20 {
+						t.Fatal("the clock moved on during every attempt")
+					}
+					continue
+				}
+				if code != test.want || rig.calls()-before != test.calls {
+					t.Errorf("status %d with %d IdP calls, want %d with %d", code, rig.calls()-before, test.want, test.calls)
+				}
+				return
+			}
+		})
+	}
+}
+
+// TestRegistryCapIsOfNamesBeyondIt: the registry forgets a name only once it holds more than
+// registryCap names.
+func TestRegistryCapIsOfNamesBeyondIt(t *testing.T) {
+	registryMu.Lock()
+	saved := registry
+	registry = map[string]*shared{}
+	registryMu.Unlock()
+	t.Cleanup(func() {
+		registryMu.Lock()
+		registry = saved
+		registryMu.Unlock()
+	})
+	cfg := bearerConfig("http://127.0.0.1:1/")
+	for i := 0; i < registryCap; i++ {
+		if _, err := New(context.Background(), &upstream{}, cfg, fmt.Sprintf("cap-%d@test", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	registryMu.Lock()
+	for _, sh := range registry {
+		sh.built = time.Now().Add(-2 * registryGrace)
+	}
+	size := len(registry)
+	registryMu.Unlock()
+	if size != registryCap {
+		t.Fatalf("%d names after %d builds", size, registryCap)
+	}
+	registryMu.Lock()
+	delete(registry, "cap-0@test")
+	registryMu.Unlock()
+	if _, err := New(context.Background(), &upstream{}, cfg, "cap-new@test"); err != nil {
+		t.Fatal(err)
+	}
+	registryMu.Lock()
+	size = len(registry)
+	registryMu.Unlock()
+	if size != registryCap {
+		t.Errorf("%d names, want %d: a name was forgotten at the cap, not beyond it", size, registryCap)
+	}
+}

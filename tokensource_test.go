@@ -57,6 +57,8 @@ func TestTokenSourceExtract(t *testing.T) {
 		{desc: "a copy in a second Cookie header is a copy", source: all, headers: [][2]string{{"Cookie", "tok=good"}, {"Cookie", "tok=forged"}}, wantFrom: fromCookie, wantReason: "several cookies"},
 		{desc: "a cookie value with a quote inside is malformed", source: all, headers: [][2]string{{"Cookie", `tok=go"od`}}, wantFrom: fromCookie, wantReason: "cookie value is malformed"},
 		{desc: "a quoted cookie value is unquoted", source: all, headers: [][2]string{{"Cookie", `tok="good"`}}, wantToken: "good", wantFrom: fromCookie},
+		{desc: "an empty quoted cookie is no token", source: all, headers: [][2]string{{"Cookie", `tok=""`}}, wantReason: "no token"},
+		{desc: "an unconfigured query is never read", source: headerOnly, target: "/?=good&access_token=good", wantReason: "no token"},
 		// A name some backend reads as the configured one is a copy (PHP, ASP.NET Core).
 		{desc: "a query name in other case is a copy", source: all, target: "/?access_token=good&ACCESS_TOKEN=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
 		{desc: "a query name with a dot is a copy", source: all, target: "/?access_token=good&access.token=forged", wantFrom: fromQuery, wantReason: "several query parameters"},
@@ -107,6 +109,7 @@ func TestTokenSourceStripCarriers(t *testing.T) {
 		{desc: "the cookie kept", target: "/p?access%5Ftoken=forged&b=2", cookie: "a=1; tok=t; b=2", keep: fromCookie, wantQuery: "b=2", wantCookie: "a=1; tok=t; b=2"},
 		{desc: "every query copy goes, undecodable and hidden ones too", target: "/p?access_token=a&access_token=b%zz&c=1;access_token=d&e=5", keep: fromNone, wantQuery: "e=5"},
 		{desc: "every cookie copy goes", target: "/p", cookie: `tok=a; x=1; tok=b"c`, keep: fromNone, wantCookie: "x=1"},
+		{desc: "no Cookie header is left when only carriers were in it", target: "/p", cookie: "tok=a; TOK=b", keep: fromNone, wantCookie: absent},
 		{desc: "names a backend folds go too", target: "/p?ACCESS.TOKEN=x&access+token=y&%20access_token=z&access_token%00=w&k=1", cookie: "TOK=a; x=1; y=2, tok=b", keep: fromNone, wantQuery: "k=1", wantCookie: "x=1"},
 	}
 	for _, test := range testCases {
@@ -120,7 +123,11 @@ func TestTokenSourceStripCarriers(t *testing.T) {
 			}
 			source.stripCarriers(req, test.keep)
 			expectEqual(t, "query", req.URL.RawQuery, test.wantQuery)
-			expectEqual(t, "cookie", req.Header.Get("Cookie"), test.wantCookie)
+			if test.wantCookie == absent {
+				expectUpstream(t, req.Header, map[string]string{"Cookie": absent})
+			} else {
+				expectEqual(t, "cookie", req.Header.Get("Cookie"), test.wantCookie)
+			}
 			if got := req.Header.Get("X-Api-Key") != ""; got != test.wantHeader {
 				t.Errorf("header present = %v, want %v", got, test.wantHeader)
 			}
