@@ -140,9 +140,11 @@ func readLimited(path string, limit int64) ([]byte, os.FileInfo, error) {
 		return nil, nil, fileProblem(err)
 	}
 	defer f.Close()
-	// The path may have changed between Stat and Open: check what was opened.
-	if info, err = f.Stat(); err != nil || !info.Mode().IsRegular() {
-		return nil, nil, errors.New("not a regular file")
+	// The identity recorded is that of the file opened. (Had a FIFO replaced the file between Stat
+	// and Open, Open would block: only the Stat before it can refuse one. Anything else that can be
+	// opened is read within limit.)
+	if info, err = f.Stat(); err != nil {
+		return nil, nil, errors.New("the file cannot be read")
 	}
 	content, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {

@@ -626,6 +626,10 @@ func TestIdPConnectionsAreReused(t *testing.T) {
 	if conns != 1 {
 		t.Errorf("%d connections for 5 sequential calls, want 1", conns)
 	}
+	// Idle connections are closed after 30 s, as documented, rather than kept for good.
+	if idle := h.(*middleware).idp.client.Transport.(*http.Transport).IdleConnTimeout; idle != 30*time.Second {
+		t.Errorf("IdleConnTimeout = %v, want 30 s", idle)
+	}
 }
 
 // TestNegativeCacheHoldsOnlyInactiveAnswers: negativeTtlSeconds caches inactive answers, never an

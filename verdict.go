@@ -76,8 +76,9 @@ func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
 	if !isNumber {
 		return 0, false
 	}
+	// A JSON number is never NaN; one beyond float64 (1e400) gives ±Inf with an error.
 	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	if err != nil {
 		return 0, false
 	}
 	// Clamp before converting: a float beyond the int64 range converts to an arbitrary value (an nbf
