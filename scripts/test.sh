@@ -12,6 +12,7 @@ go vet ./...
 
 step "unit tests, compiled (-race) and interpreted by Yaegi v0.16.1"
 go test -race -count=1 ./...
+(cd scripts/mutants && go vet ./... && go test -count=1 ./...)
 
 step "fuzzing (bounded, one target at a time)"
 FUZZTIME="${FUZZTIME:-20s}"

@@ -230,7 +230,9 @@ func readEquivalent(path string) (map[string]string, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		cells := strings.Split(sc.Text(), "|")
+		// A cell writes "|" as "\\|" (markdown): keep those apart from the cell separators.
+		row := strings.ReplaceAll(sc.Text(), `\|`, "\x00")
+		cells := strings.Split(row, "|")
 		if len(cells) < 7 || !strings.HasSuffix(strings.TrimSpace(cells[1]), ".go") {
 			continue
 		}
@@ -239,7 +241,7 @@ func readEquivalent(path string) (map[string]string, error) {
 			continue
 		}
 		text := strings.Trim(strings.TrimSpace(cells[4]), "`")
-		text = strings.ReplaceAll(text, `\|`, "|")
+		text = strings.ReplaceAll(text, "\x00", "|")
 		m := mutant{file: strings.TrimSpace(cells[1]), Type: strings.TrimSpace(cells[2]), Column: col, text: text}
 		out[m.key()] = strings.TrimSpace(cells[5])
 	}

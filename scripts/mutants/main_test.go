@@ -1,0 +1,32 @@
+package main
+
+import "testing"
+
+// TestReadEquivalent reads the table of docs/mutation.md, escaped pipes included.
+func TestReadEquivalent(t *testing.T) {
+	eq, err := readEquivalent("../../docs/mutation.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []mutant{
+		{file: "cache.go", Type: "CONDITIONALS_BOUNDARY", Column: 14, text: "if c.stale > 0 {"},
+		{file: "fastpath.go", Type: "INVERT_LOGICAL", Column: 80, text: `if len(vals) != 1 || (f.withQuery && req.URL.RawQuery != "") || (f.withCookie && len(h["Cookie"]) != 0) {`},
+	} {
+		if _, ok := eq[m.key()]; !ok {
+			t.Errorf("row for %s not read", m.key())
+		}
+	}
+	if len(eq) < 20 {
+		t.Errorf("%d rows read", len(eq))
+	}
+}
+
+func TestMutateAt(t *testing.T) {
+	got, ok := mutateAt("\tif a <= b && c {", 6, swaps["CONDITIONALS_BOUNDARY"])
+	if !ok || got != "\tif a < b && c {" {
+		t.Errorf("got %q, %v", got, ok)
+	}
+	if _, ok := mutateAt("x", 5, swaps["INVERT_LOGICAL"]); ok {
+		t.Errorf("mutated past the end")
+	}
+}
