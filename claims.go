@@ -648,6 +648,10 @@ func (p *claimsParser) unexpected() error {
 	if tok.kind == tokEOF {
 		return fmt.Errorf("offset %d: unexpected end of expression", tok.off)
 	}
+	if tok.kind == tokString {
+		// A string argument is the configuration's data, never quoted in an error.
+		return fmt.Errorf("offset %d: unexpected string", tok.off)
+	}
 	return fmt.Errorf("offset %d: unexpected %s", tok.off, quoteClaimsToken(tok.text))
 }
 
@@ -842,7 +846,7 @@ func newCallExpr(fn claimsFunc, name claimsToken, args []claimsToken) (claimsNod
 	}
 	keys, err := splitClaimPath(args[0].val)
 	if err != nil {
-		return nil, fmt.Errorf("offset %d: bad key path %s: %v", args[0].off, quoteClaimsArg(args[0].val), err)
+		return nil, fmt.Errorf("offset %d: bad key path: %v", args[0].off, err)
 	}
 	if fn == funcSplitContains && args[1].val == "" {
 		return nil, fmt.Errorf("offset %d: SplitContains separator must not be empty", args[1].off)

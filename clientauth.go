@@ -87,8 +87,8 @@ func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
 		err = a.requireClientID()
 	case authNone:
 	default:
-		return nil, fmt.Errorf("clientConfig.authMethod: unknown %q; known: %s, %s, %s, %s, %s",
-			method, authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authNone)
+		return nil, fmt.Errorf("clientConfig.authMethod: unknown method; known: %s, %s, %s, %s, %s",
+			authSecretBasic, authSecretPost, authPrivateKeyJWT, authTLSClient, authNone)
 	}
 	if err != nil {
 		return nil, err
@@ -161,11 +161,21 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 	return nil
 }
 
-// parsePrivateKey reads an RSA or EC private key from PEM (PKCS #8, PKCS #1 or SEC 1).
+// parsePrivateKey reads an RSA or EC private key from PEM (PKCS #8, PKCS #1 or SEC 1). A leading
+// EC PARAMETERS block, which openssl ecparam -genkey writes, is skipped. Errors say what is wrong
+// in fixed words: the parsers' own errors (asn1: structure error ...) help nobody, and the key's
+// content must never reach the log.
 func parsePrivateKey(pemText []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(pemText)
+	block, rest := pem.Decode(pemText)
+	for block != nil && block.Type == "EC PARAMETERS" {
+		block, rest = pem.Decode(rest)
+	}
 	if block == nil {
 		return nil, errors.New("no PEM block found")
+	}
+	// RFC 1421 Proc-Type, written by openssl for a key with a passphrase, and PKCS #8 encryption.
+	if strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") || block.Type == "ENCRYPTED PRIVATE KEY" {
+		return nil, errors.New("encrypted keys are not supported; remove the passphrase (openssl pkey)")
 	}
 	var key any
 	var err error
@@ -177,10 +187,10 @@ func parsePrivateKey(pemText []byte) (crypto.Signer, error) {
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(block.Bytes)
 	default:
-		return nil, fmt.Errorf("unsupported PEM block %q", block.Type)
+		return nil, errors.New("the PEM block is not a private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parsing the key: %w", err)
+		return nil, errors.New("the key cannot be parsed as its PEM block says")
 	}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
@@ -210,7 +220,7 @@ func algorithmFor(key crypto.Signer, alg string) (string, error) {
 	case alg == "ES256" && isEC && ecKey.Curve == elliptic.P256():
 		return alg, nil
 	case alg != "RS256" && alg != "ES256":
-		return "", fmt.Errorf("unsupported %q; use RS256 or ES256", alg)
+		return "", errors.New("unsupported algorithm; use RS256 or ES256")
 	}
 	return "", fmt.Errorf("%s does not match the key (RS256 needs an RSA key, ES256 an EC P-256 key)", alg)
 }

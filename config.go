@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -161,6 +162,7 @@ type settings struct {
 	endpoint     string
 	hint         string
 	headers      []headerTemplate
+	warnings     []string    // ERROR lines New logs once, when it makes the shared state
 	tls          *tlsSource  // nil when clientConfig.tls is empty
 	tlsConfig    *tls.Config // built from tls at New
 	auth         *clientAuth // nil when credentials come only from headers
@@ -241,16 +243,16 @@ func compileTokenSource(ts TokenSource) (tokenSource, error) {
 		return src, errors.New("tokenSource: at least one of header, query or cookie is required")
 	}
 	if src.header != "" && !validHeaderName(src.header) {
-		return src, fmt.Errorf("tokenSource.header: invalid header name %q", src.header)
+		return src, errors.New("tokenSource.header: " + notAToken("header name"))
 	}
 	if src.scheme != "" && src.header == "" {
 		return src, errors.New("tokenSource.headerAuthScheme: requires tokenSource.header")
 	}
 	if src.scheme != "" && !validHeaderName(src.scheme) {
-		return src, fmt.Errorf("tokenSource.headerAuthScheme: invalid scheme %q", src.scheme)
+		return src, errors.New("tokenSource.headerAuthScheme: " + notAToken("auth scheme"))
 	}
 	if src.cookie != "" && !validHeaderName(src.cookie) {
-		return src, fmt.Errorf("tokenSource.cookie: invalid cookie name %q", src.cookie)
+		return src, errors.New("tokenSource.cookie: " + notAToken("cookie name"))
 	}
 	if src.maxLen < 0 {
 		return src, fmt.Errorf("tokenSource.maxLength: must not be negative, got %d", src.maxLen)
@@ -297,20 +299,62 @@ func compileClient(cc ClientConfig, s *settings) error {
 	if s.tls, s.tlsConfig, err = compileTLS(cc.TLS); err != nil {
 		return err
 	}
-	s.auth, err = compileClientAuth(cc)
-	return err
+	if s.auth, err = compileClientAuth(cc); err != nil {
+		return err
+	}
+	return checkCredentials(s)
+}
+
+// checkCredentials refuses client authentications that cannot work or that RFC 6749 section 2.3
+// forbids ("MUST NOT use more than one authentication method in each request"), and warns when a
+// credential would cross the network in clear text.
+func checkCredentials(s *settings) error {
+	headerAuth := false
+	for _, h := range s.headers {
+		headerAuth = headerAuth || h.name == "Authorization"
+	}
+	method := ""
+	if s.auth != nil {
+		method = s.auth.method
+	}
+	switch {
+	case headerAuth && (method == authSecretPost || method == authPrivateKeyJWT || method == authTLSClient):
+		return fmt.Errorf("clientConfig.authMethod: %s and an Authorization header in clientConfig.headers are two client authentications (RFC 6749 section 2.3): remove one", method)
+	case method == authTLSClient && !strings.HasPrefix(s.endpoint, "https://"):
+		return errors.New("clientConfig.authMethod: tls_client_auth needs an https clientConfig.url")
+	}
+	sendsSecret := headerAuth || method == authSecretBasic || method == authSecretPost || method == authPrivateKeyJWT
+	if sendsSecret && strings.HasPrefix(s.endpoint, "http://") && !isLoopback(s.endpoint) {
+		s.warnings = append(s.warnings, "clientConfig.url: an http:// endpoint gets the client credentials in clear text; use https")
+	}
+	return nil
+}
+
+// isLoopback reports whether the URL's host is this machine, where clear text stays local.
+func isLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func checkEndpoint(raw string) error {
 	if raw == "" {
 		return errors.New("clientConfig.url: required")
 	}
+	// Errors name the problem, never the value: a secret pasted here must not reach the log.
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("clientConfig.url: %w", err)
+		return errors.New("clientConfig.url: not a valid URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("clientConfig.url: scheme must be http or https, got %q", u.Scheme)
+		return errors.New("clientConfig.url: scheme must be http or https")
 	}
 	if u.Host == "" {
 		return errors.New("clientConfig.url: missing host")
@@ -328,13 +372,14 @@ func compileHeaderTemplates(headers map[string]string) ([]headerTemplate, error)
 	for _, name := range sortedKeys(headers) {
 		value := headers[name]
 		if !validHeaderName(name) {
-			return nil, fmt.Errorf("clientConfig.headers: invalid header name %q", name)
+			return nil, errors.New("clientConfig.headers: a name is " + notAToken("header name"))
 		}
 		h := headerTemplate{name: http.CanonicalHeaderKey(name), value: value}
 		if strings.Contains(value, "{{") {
 			tmpl, err := template.New(h.name).Parse(value)
 			if err != nil {
-				return nil, fmt.Errorf("clientConfig.headers.%s: %w", name, err)
+				// The parse error quotes the value, and a credential can hold "{{".
+				return nil, fmt.Errorf("clientConfig.headers.%s: not a valid Go template (a value with {{ is one)", name)
 			}
 			h.tmpl = tmpl
 		} else if !validHeaderValue(value) {
@@ -353,7 +398,7 @@ func compileForwardHeaders(fh map[string]string, src tokenSource) (identityHeade
 	folded := map[string]string{}
 	for _, name := range sortedKeys(fh) {
 		if !validHeaderName(name) {
-			return id, fmt.Errorf("forwardHeaders: invalid header name %q", name)
+			return id, errors.New("forwardHeaders: a name is " + notAToken("header name"))
 		}
 		path, err := splitClaimPath(fh[name])
 		if err != nil {
@@ -597,6 +642,11 @@ func keyPairProblem(err error) string {
 		}
 	}
 	return "they cannot be parsed"
+}
+
+// notAToken describes a value that is not an RFC 9110 token, without quoting it.
+func notAToken(what string) string {
+	return "not a valid " + what + " (RFC 9110 token characters only)"
 }
 
 // validHeaderName reports whether s is an RFC 9110 section 5.6.2 token.

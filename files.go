@@ -33,6 +33,7 @@ type watchedFile struct {
 	path     string
 	limit    int64
 	interval time.Duration // fileRecheck; tests shorten it
+	confirm  time.Duration // fileConfirm
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -53,7 +54,7 @@ func openWatched(path string, limit int64, now time.Time) (*watchedFile, error) 
 		return nil, err
 	}
 	return &watchedFile{
-		path: path, limit: limit, interval: fileRecheck,
+		path: path, limit: limit, interval: fileRecheck, confirm: fileConfirm,
 		content: content, digest: sha256.Sum256(content), info: info, nextCheck: now.Add(fileRecheck),
 	}, nil
 }
@@ -89,7 +90,7 @@ func (w *watchedFile) poll(now time.Time) []byte {
 		return nil
 	case os.SameFile(info, w.info) && digest != w.candidate:
 		w.candidate = digest
-		w.nextCheck = now.Add(fileConfirm)
+		w.nextCheck = now.Add(w.confirm)
 		return nil
 	}
 	w.content = content

@@ -64,7 +64,7 @@ func newIDPClient(s *settings) *idpClient {
 	}
 	if c.templated == nil {
 		// Nothing depends on the request: build the headers once, not per call.
-		c.static, _ = c.renderHeaders(nil)
+		c.static, _, _ = c.renderHeaders(nil)
 	}
 	if s.hint != "" {
 		c.hintField = "&token_type_hint=" + url.QueryEscape(s.hint)
@@ -329,36 +329,35 @@ func decodeAnswer(resp *http.Response) (map[string]any, string) {
 }
 
 // renderHeaders evaluates the configured header templates for this request. The result is only
-// read: attempt copies its values into each outgoing request.
-func (c *idpClient) renderHeaders(incoming *http.Request) (http.Header, error) {
+// read: attempt copies its values into each outgoing request. On failure it returns why, naming
+// the template and never its value, and whether the request itself is the cause.
+func (c *idpClient) renderHeaders(incoming *http.Request) (h http.Header, reason string, byClient bool) {
 	if c.static != nil {
-		return c.static, nil
+		return c.static, "", false
 	}
-	h := make(http.Header, len(c.headers))
+	h = make(http.Header, len(c.headers))
 	for _, t := range c.headers {
 		v := t.value
 		if t.tmpl != nil {
-			var err error
-			if v, err = renderHeader(t.tmpl, incoming); err != nil {
-				// The error names the template, never its rendered value.
-				return nil, fmt.Errorf("clientConfig.headers.%s: %w", t.name, err)
+			if v, reason, byClient = renderHeader(t.tmpl, incoming); reason != "" {
+				return nil, "clientConfig.headers." + t.name + ": " + reason, byClient
 			}
 		}
 		h[t.name] = []string{v}
 	}
-	return h, nil
+	return h, "", false
 }
 
 // renderHeader executes one header template with .Request bound to the incoming request. A result
-// that cannot be sent as a header value is an error.
-func renderHeader(tmpl *template.Template, incoming *http.Request) (string, error) {
+// that cannot be sent as a header value fails too: the request put a control character in it.
+func renderHeader(tmpl *template.Template, incoming *http.Request) (value, reason string, byClient bool) {
 	var b strings.Builder
 	if err := tmpl.Execute(&b, map[string]any{"Request": incoming}); err != nil {
 		// The error may quote request data (url.Parse quotes its input): keep it out of the log.
-		return "", errors.New("executing the template failed")
+		return "", "executing the template failed", false
 	}
 	if !validHeaderValue(b.String()) {
-		return "", fmt.Errorf("rendered value contains a control character")
+		return "", "the rendered value has a control character", true
 	}
-	return b.String(), nil
+	return b.String(), "", false
 }

@@ -44,7 +44,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	defer func() {
 		if r := recover(); r != nil {
 			handler = nil
-			err = fmt.Errorf("internal error while building middleware: %v", r)
+			err = errors.New("internal error while building middleware: " + panicText(r))
 		}
 	}()
 	if next == nil {
@@ -54,8 +54,14 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if err != nil {
 		return nil, err
 	}
-	sh := sharedFor(name, config, s)
+	sh, made := sharedFor(name, config, s)
 	lg := sh.log
+	if made {
+		// Once per configuration, not on every reload that rebuilds it.
+		for _, w := range s.warnings {
+			lg.log("error", w)
+		}
+	}
 	m := &middleware{next: next, settings: sh.settings, idp: sh.idp, cache: sh.cache}
 	m.logf = func(level, msg string) { lg.log(level, msg) }
 	m.fast = newFastPath(sh.settings, sh.cache, sh.idp)
@@ -93,9 +99,15 @@ func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
 // be checked at: the time of the lookup for a cached answer, the time the answer arrived for a new
 // one, since the IdP may take up to timeoutSeconds to answer.
 func (m *middleware) verdictFor(req *http.Request, token string) (*verdict, int64) {
-	rendered, err := m.idp.renderHeaders(req)
-	if err != nil {
-		m.logf("error", "introspection failed: "+err.Error())
+	rendered, reason, byClient := m.idp.renderHeaders(req)
+	if reason != "" {
+		// What a client causes is its own request's problem: DEBUG, so that clients cannot crowd
+		// the gateway's and the IdP's conditions out of the ERROR log.
+		level := "error"
+		if byClient {
+			level = "debug"
+		}
+		m.logf(level, "introspection failed: "+reason)
 		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), 0
 	}
 	key := tokenKey(token, rendered, m.idp.templated)

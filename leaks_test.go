@@ -295,6 +295,22 @@ func logSecretIDP(w http.ResponseWriter, r *http.Request, call int) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte(`{"error":"server_error",` + echo + `}`))
+	case strings.Contains(tok, "refused"):
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_request","error_description":"` + tok + `",` + echo + `}`))
+	case strings.Contains(tok, "redirect"):
+		w.Header().Set("Location", "/elsewhere?token="+tok)
+		w.WriteHeader(http.StatusFound)
+	case strings.Contains(tok, "html"):
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<p>" + tok + " " + idpSecret + "</p>"))
+	case strings.Contains(tok, "badexp"):
+		answerJSON(`{"active":true,"grp":"admin","exp":"`+tok+`",`+echo+`}`)(w, r, call)
+	case strings.Contains(tok, "ctrl"):
+		answerJSON(`{"active":true,"grp":"admin","note":"x\r\nX-Evil: `+tok+`",`+echo+`}`)(w, r, call)
+	case strings.Contains(tok, "big"):
+		answerJSON(`{"active":true,"grp":"admin","pad":"`+strings.Repeat(tok, (1<<20)/len(tok)+1)+`"}`)(w, r, call)
 	default:
 		answerJSON(`{"active":false,`+echo+`}`)(w, r, call)
 	}
@@ -323,7 +339,7 @@ func runLogSecrecy(t *testing.T, build builder) {
 				"url": url, "timeoutSeconds": 2, "maxRetries": 1,
 				"headers": map[string]any{"X-Tenant": tenant, "X-Static": "static"},
 			},
-			"forwardHeaders": map[string]any{"Group": "grp"},
+			"forwardHeaders": map[string]any{"Group": "grp", "X-Note": "note"},
 			"claims":         "Equals(`grp`, `admin`)",
 		}
 	}
@@ -349,6 +365,12 @@ func runLogSecrecy(t *testing.T, build builder) {
 		{desc: "503 IdP down", url: downURL, auth: []string{"Bearer LEAKTOKEN-allow-9"}, tenant: "LEAKTENANT-9", wantStatus: 503},
 		{desc: "503 rendered value with a control character", auth: []string{"Bearer LEAKTOKEN-allow-10"}, tenant: "LEAKTENANT-10\x01", wantStatus: 503},
 		{desc: "503 template error that quotes its input", template: quoteTenant, auth: []string{"Bearer LEAKTOKEN-allow-11"}, tenant: "LEAKTENANT-11%zz", wantStatus: 503},
+		{desc: "503 IdP refuses the request, echoing the token", auth: []string{"Bearer LEAKTOKEN-refused-12"}, tenant: "LEAKTENANT-12", wantStatus: 503},
+		{desc: "503 IdP redirects with the token", auth: []string{"Bearer LEAKTOKEN-redirect-13"}, tenant: "LEAKTENANT-13", wantStatus: 503},
+		{desc: "503 IdP answers HTML with the token", auth: []string{"Bearer LEAKTOKEN-html-14"}, tenant: "LEAKTENANT-14", wantStatus: 503},
+		{desc: "503 malformed exp holding the token", auth: []string{"Bearer LEAKTOKEN-badexp-15"}, tenant: "LEAKTENANT-15", wantStatus: 503},
+		{desc: "503 claim with a line break and the token", auth: []string{"Bearer LEAKTOKEN-ctrl-16"}, tenant: "LEAKTENANT-16", wantStatus: 503},
+		{desc: "503 answer over 1 MiB of the token", auth: []string{"Bearer LEAKTOKEN-big-17"}, tenant: "LEAKTENANT-17", wantStatus: 503},
 	}
 	all := ""
 	for i, test := range testCases {
@@ -384,9 +406,13 @@ func runLogSecrecy(t *testing.T, build builder) {
 			if !strings.Contains(out, "oAuthIntrospection") && !strings.Contains(out, "rejected with") && test.wantStatus != http.StatusOK {
 				t.Errorf("nothing was logged: is the log captured?")
 			}
+			answer := rec.Body.String() + fmt.Sprint(rec.Header())
 			for _, secret := range []string{tokenMarker, tenantMarker, idpSecret} {
 				if strings.Contains(out, secret) {
 					t.Errorf("the log holds %s:\n%s", secret, out)
+				}
+				if strings.Contains(answer, secret) {
+					t.Errorf("the answer to the client holds %s: %s", secret, answer)
 				}
 			}
 			all = out

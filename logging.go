@@ -4,30 +4,44 @@ import (
 	"fmt"
 	"log"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// errorLogInterval is the least time between two ERROR lines of one middleware. A refused client
-// secret or a dead IdP fails every request; one line per interval, with a count of the others,
-// says as much without flooding Traefik's log.
+// errorLogInterval is the least time between two ERROR lines of one kind of one middleware. A
+// refused client secret or a dead IdP fails every request; one line per interval, with a count of
+// the others, says as much without flooding Traefik's log.
 const errorLogInterval = 10 * time.Second
+
+// maxErrorKinds bounds the kinds that get a budget of their own; any further kind shares one.
+// Error lines are made of fixed texts, so the kinds are few.
+const maxErrorKinds = 64
 
 // logger writes a middleware's log lines. Standard output reaches Traefik's log at DEBUG and the
 // standard logger's writer (the interpreter's stderr under Yaegi) reaches it at ERROR. Traefik adds
 // the time, so the error logger adds none. Lines never hold a token or a secret: callers pass
 // reasons, not values.
+//
+// ERROR lines are for conditions of the gateway and the IdP. What a client causes goes to DEBUG,
+// and every kind of ERROR line has a budget of its own, so that no condition can keep another
+// out of the log: a flood of one IdP answer still leaves room for the invalid_client that matters.
 type logger struct {
 	prefix string
 	errs   *log.Logger
 
-	mu         sync.Mutex
-	lastError  time.Time
+	mu    sync.Mutex
+	kinds map[string]*errorBudget // guarded by mu
+}
+
+// errorBudget is the state of one kind of ERROR line.
+type errorBudget struct {
+	last       time.Time
 	suppressed int
 }
 
 func newLogger(name string) *logger {
-	return &logger{prefix: "oAuthIntrospection[" + name + "]: ", errs: log.New(log.Writer(), "", 0)}
+	return &logger{prefix: "oAuthIntrospection[" + name + "]: ", errs: log.New(log.Writer(), "", 0), kinds: map[string]*errorBudget{}}
 }
 
 // log writes msg at level "debug" or "error".
@@ -38,17 +52,43 @@ func (l *logger) log(level, msg string) {
 	}
 	now := time.Now()
 	l.mu.Lock()
-	if !l.lastError.IsZero() && now.Sub(l.lastError) < errorLogInterval {
-		l.suppressed++
+	b := l.budget(errorKind(msg))
+	if !b.last.IsZero() && now.Sub(b.last) < errorLogInterval {
+		b.suppressed++
 		l.mu.Unlock()
 		return
 	}
-	skipped := l.suppressed
-	l.suppressed = 0
-	l.lastError = now
+	skipped := b.suppressed
+	b.suppressed = 0
+	b.last = now
 	l.mu.Unlock()
 	if skipped > 0 {
-		msg += " (" + strconv.Itoa(skipped) + " more errors since the last line)"
+		msg += " (" + strconv.Itoa(skipped) + " more like it since the last line)"
 	}
 	l.errs.Print(l.prefix + msg)
+}
+
+// budget returns the budget of kind. It is called with mu held.
+func (l *logger) budget(kind string) *errorBudget {
+	b := l.kinds[kind]
+	if b == nil {
+		if len(l.kinds) >= maxErrorKinds {
+			kind = ""
+			if b = l.kinds[kind]; b != nil {
+				return b
+			}
+		}
+		b = &errorBudget{}
+		l.kinds[kind] = b
+	}
+	return b
+}
+
+// errorKind is what tells one kind of ERROR line from another: the line up to its details in
+// parentheses, such as an attempt count.
+func errorKind(msg string) string {
+	if i := strings.Index(msg, " ("); i >= 0 {
+		return msg[:i]
+	}
+	return msg
 }

@@ -22,7 +22,7 @@ func TestErrorLinesAreRateLimited(t *testing.T) {
 	}
 	// Move the last line back past the interval instead of waiting for it.
 	l.mu.Lock()
-	l.lastError = time.Now().Add(-errorLogInterval)
+	l.kinds["introspection failed"].last = time.Now().Add(-errorLogInterval)
 	l.mu.Unlock()
 	l.log("error", "introspection failed")
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -30,5 +30,5 @@ func TestErrorLinesAreRateLimited(t *testing.T) {
 		t.Fatalf("got %d lines, want 2:\n%s", len(lines), out.String())
 	}
 	expectEqual(t, "first line", lines[0], "oAuthIntrospection[limit@test]: introspection failed")
-	expectEqual(t, "second line", lines[1], "oAuthIntrospection[limit@test]: introspection failed (4 more errors since the last line)")
+	expectEqual(t, "second line", lines[1], "oAuthIntrospection[limit@test]: introspection failed (4 more like it since the last line)")
 }

@@ -57,6 +57,12 @@ func TestConfigErrors(t *testing.T) {
 	inModes(t, runConfigErrors)
 }
 
+// TestMisplacedSecretsNeverQuoted builds configurations with secrets in the wrong fields, as
+// Traefik hands them over: New's error names the field, never the secret (secrets_test.go).
+func TestMisplacedSecretsNeverQuoted(t *testing.T) {
+	inModes(t, runMisplacedSecrets)
+}
+
 // TestLogSecrecyTraefikPath reads what Traefik would log: under the interpreter, its stdout and
 // stderr.
 func TestLogSecrecyTraefikPath(t *testing.T) {

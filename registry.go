@@ -40,22 +40,23 @@ var (
 )
 
 // sharedFor returns the shared state of the middleware name with configuration cfg, which compiles
-// to s. A new state is made from s; a registered one keeps its own settings.
-func sharedFor(name string, cfg *Config, s *settings) *shared {
+// to s, and whether it was made now. A new state is made from s; a registered one keeps its own
+// settings.
+func sharedFor(name string, cfg *Config, s *settings) (*shared, bool) {
 	fp := fingerprint(cfg)
 	now := time.Now()
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	if sh := registered(name, fp); sh != nil {
 		sh.built = now
-		return sh
+		return sh, false
 	}
 	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name), built: now}
 	registry[name] = sh
 	if len(registry) > registryCap {
 		evictLeastRecentlyBuilt(now.Add(-registryGrace))
 	}
-	return sh
+	return sh, true
 }
 
 // registered returns the registry's state for name when its fingerprint is fp. It is a function
