@@ -648,24 +648,15 @@ func (p *claimsParser) unexpected() error {
 	if tok.kind == tokEOF {
 		return fmt.Errorf("offset %d: unexpected end of expression", tok.off)
 	}
-	if tok.kind == tokString {
-		// A string argument is the configuration's data, never quoted in an error.
+	// A string or a name may be the configuration's data (a value left unquoted): the offset says
+	// where it is, never what it says. Operators are quoted.
+	switch tok.kind {
+	case tokString:
 		return fmt.Errorf("offset %d: unexpected string", tok.off)
+	case tokIdent:
+		return fmt.Errorf("offset %d: unexpected name", tok.off)
 	}
-	return fmt.Errorf("offset %d: unexpected %s", tok.off, quoteClaimsToken(tok.text))
-}
-
-// quoteClaimsToken quotes a token for an error message, shortening a long string argument.
-func quoteClaimsToken(text string) string {
-	const maxLen = 40
-	if len(text) <= maxLen {
-		return strconv.Quote(text)
-	}
-	n := maxLen
-	for n > 0 && !utf8.RuneStart(text[n]) {
-		n--
-	}
-	return strconv.Quote(text[:n]) + "..."
+	return fmt.Errorf("offset %d: unexpected %s", tok.off, strconv.Quote(tok.text))
 }
 
 // enter accounts for one more level of nesting at tok, a "(" or "!".
@@ -777,7 +768,7 @@ func (p *claimsParser) parseParen(lparen claimsToken) (claimsNode, error) {
 func (p *claimsParser) parseCall(name claimsToken) (claimsNode, error) {
 	fn, ok := lookupClaimsFunc(name.text)
 	if !ok {
-		return nil, fmt.Errorf("offset %d: unknown function %s; known: %s", name.off, strconv.Quote(name.text), claimsFuncNames())
+		return nil, fmt.Errorf("offset %d: unknown function; known: %s", name.off, claimsFuncNames())
 	}
 	p.pos++
 	if p.peek().kind != tokLParen {

@@ -276,11 +276,11 @@ func TestClientSecretFileIsReread(t *testing.T) {
 	testCases := []struct {
 		desc    string
 		rewrite func(t *testing.T, path, content string)
-		polls   int // the checks until the change is taken: an in-place change is confirmed once
+		polls   int // the checks until the change is taken: every change is confirmed once
 	}{
 		{desc: "in place", rewrite: writeInPlace, polls: 2},
 		{desc: "in place, same length, mtime kept", rewrite: writeKeepingMtime, polls: 2},
-		{desc: "atomic rename", rewrite: writeByRename, polls: 1},
+		{desc: "atomic rename", rewrite: writeByRename, polls: 2},
 	}
 	for i, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {

@@ -296,6 +296,7 @@ func compileClient(cc ClientConfig, s *settings) error {
 	if s.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
 		return err
 	}
+	s.warnings = append(s.warnings, checkTemplates(s.headers)...)
 	if s.tls, s.tlsConfig, err = compileTLS(cc.TLS); err != nil {
 		return err
 	}
@@ -320,23 +321,38 @@ func checkCredentials(s *settings) error {
 	switch {
 	case headerAuth && (method == authSecretPost || method == authPrivateKeyJWT || method == authTLSClient):
 		return fmt.Errorf("clientConfig.authMethod: %s and an Authorization header in clientConfig.headers are two client authentications (RFC 6749 section 2.3): remove one", method)
-	case method == authTLSClient && !strings.HasPrefix(s.endpoint, "https://"):
+	}
+	u, err := url.Parse(s.endpoint) // checkEndpoint parsed it already
+	if err != nil {
+		return errors.New("clientConfig.url: not a valid URL")
+	}
+	if method == authTLSClient && u.Scheme != "https" {
 		return errors.New("clientConfig.authMethod: tls_client_auth needs an https clientConfig.url")
 	}
-	sendsSecret := headerAuth || method == authSecretBasic || method == authSecretPost || method == authPrivateKeyJWT
-	if sendsSecret && strings.HasPrefix(s.endpoint, "http://") && !isLoopback(s.endpoint) {
+	sendsSecret := method == authSecretBasic || method == authSecretPost || method == authPrivateKeyJWT
+	for _, h := range s.headers {
+		sendsSecret = sendsSecret || looksLikeCredential(h.name)
+	}
+	if sendsSecret && u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		s.warnings = append(s.warnings, "clientConfig.url: an http:// endpoint gets the client credentials in clear text; use https")
 	}
 	return nil
 }
 
-// isLoopback reports whether the URL's host is this machine, where clear text stays local.
-func isLoopback(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return false
+// looksLikeCredential reports whether a clientConfig.headers name is one that carries a
+// credential by its name: Authorization, Cookie, or a name with key, token, secret or auth in it.
+func looksLikeCredential(name string) bool {
+	n := strings.ToLower(name)
+	for _, word := range []string{"authorization", "cookie", "key", "token", "secret", "auth"} {
+		if strings.Contains(n, word) {
+			return true
+		}
 	}
-	host := u.Hostname()
+	return false
+}
+
+// isLoopback reports whether host is this machine, where clear text stays local.
+func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
@@ -388,6 +404,23 @@ func compileHeaderTemplates(headers map[string]string) ([]headerTemplate, error)
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// checkTemplates renders each header template for a plain GET / without headers, and returns a
+// warning for each one that fails there. Such a template fails on many requests, maybe all: New
+// says so once at ERROR, since at request time its failures are logged at DEBUG, as the client's.
+func checkTemplates(headers []headerTemplate) []string {
+	plain := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: http.Header{}, Host: "localhost", RequestURI: "/"}
+	var warnings []string
+	for _, h := range headers {
+		if h.tmpl == nil {
+			continue
+		}
+		if _, reason, _ := renderHeader(h.tmpl, plain); reason != "" {
+			warnings = append(warnings, "clientConfig.headers."+h.name+": the template fails on a plain GET request ("+reason+"); requests it fails on get 503")
+		}
+	}
+	return warnings
 }
 
 // compileForwardHeaders compiles forwardHeaders, sorted by name, with the twins of every name.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -24,11 +26,11 @@ const (
 // bundle, that may be rotated while Traefik runs. A change is told by content (a SHA-256 of what
 // was read), never by size and modification time, which a writer can keep (cp -p, rsync, tar).
 //
-// A change is taken at once when the path now names another file, as an atomic replacement does
-// (a rename, a Kubernetes Secret volume's symlink swap); a change in place is taken once a second
-// read fileConfirm later agrees, so that a writer caught between truncating and writing is not.
-// Only one request reads at a time, and never with the lock held: the others go on with the
-// accepted content.
+// A change is taken once a second read, fileConfirm later, agrees with the first, so that a writer
+// caught halfway is not: one that truncates and then writes, and also one that removes the file
+// and writes a new one (install, cp --remove-destination) or swaps a symlink to a file it is still
+// writing. Only one request reads at a time, and never with the lock held: the others go on with
+// the accepted content.
 type watchedFile struct {
 	path     string
 	limit    int64
@@ -39,8 +41,7 @@ type watchedFile struct {
 	// Guarded by mu.
 	content   []byte
 	digest    [sha256.Size]byte
-	info      os.FileInfo       // the file the accepted content came from
-	candidate [sha256.Size]byte // the digest of a change in place, seen once
+	candidate [sha256.Size]byte // the digest of a change, seen once
 	nextCheck time.Time
 	reading   bool
 	problem   string // the last problem met, until takeProblem
@@ -49,13 +50,13 @@ type watchedFile struct {
 // openWatched reads the file at path for New. The error names the kind of problem, never the path
 // or the content: a secret put in a field that expects a path would otherwise reach the log.
 func openWatched(path string, limit int64, now time.Time) (*watchedFile, error) {
-	content, info, err := readLimited(path, limit)
+	content, err := readLimited(path, limit)
 	if err != nil {
 		return nil, err
 	}
 	return &watchedFile{
 		path: path, limit: limit, interval: fileRecheck, confirm: fileConfirm,
-		content: content, digest: sha256.Sum256(content), info: info, nextCheck: now.Add(fileRecheck),
+		content: content, digest: sha256.Sum256(content), nextCheck: now.Add(fileRecheck),
 	}, nil
 }
 
@@ -70,7 +71,7 @@ func (w *watchedFile) poll(now time.Time) []byte {
 	w.reading = true
 	w.mu.Unlock()
 
-	content, info, err := readLimited(w.path, w.limit)
+	content, err := readLimited(w.path, w.limit)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -83,19 +84,15 @@ func (w *watchedFile) poll(now time.Time) []byte {
 	digest := sha256.Sum256(content)
 	switch {
 	case digest == w.digest:
-		// The same content, perhaps in another file now (a rename): later changes are told from
-		// this file.
-		w.info = info
 		w.candidate = [sha256.Size]byte{}
 		return nil
-	case os.SameFile(info, w.info) && digest != w.candidate:
+	case digest != w.candidate:
 		w.candidate = digest
 		w.nextCheck = now.Add(w.confirm)
 		return nil
 	}
 	w.content = content
 	w.digest = digest
-	w.info = info
 	w.candidate = [sha256.Size]byte{}
 	return content
 }
@@ -124,37 +121,51 @@ func (w *watchedFile) takeProblem() string {
 }
 
 // readLimited reads the regular file at path, at most limit bytes. Anything but a regular file is
-// refused before it is opened: a FIFO would block the reader until a writer came.
-func readLimited(path string, limit int64) ([]byte, os.FileInfo, error) {
+// refused, and a FIFO never blocks the reader: it is refused before it is opened, and opened
+// without waiting for a writer should it replace the file in between.
+func readLimited(path string, limit int64) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
-		return nil, nil, fileProblem(err)
+		return nil, fileProblem(err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, nil, errors.New("not a regular file")
+		return nil, errors.New("not a regular file")
 	}
-	if info.Size() > limit {
-		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|nonblocking(), 0)
 	if err != nil {
-		return nil, nil, fileProblem(err)
+		return nil, fileProblem(err)
 	}
 	defer f.Close()
-	// The identity recorded is that of the file opened. (Had a FIFO replaced the file between Stat
-	// and Open, Open would block: only the Stat before it can refuse one. Anything else that can be
-	// opened is read within limit.)
-	if info, err = f.Stat(); err != nil {
-		return nil, nil, errors.New("the file cannot be read")
+	if info, err = f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if info.Size() > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	content, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, nil, errors.New("the file cannot be read")
+		return nil, errors.New("the file cannot be read")
 	}
 	if int64(len(content)) > limit {
-		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
+		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
-	return content, info, nil
+	return content, nil
+}
+
+// nonblocking is the system's O_NONBLOCK, with which opening a FIFO returns at once instead of
+// waiting for a writer. The interpreter has no syscall package, so the values are written here;
+// elsewhere the Stat before the open is the only guard.
+func nonblocking() int {
+	switch runtime.GOOS {
+	case "linux":
+		if strings.HasPrefix(runtime.GOARCH, "mips") {
+			return 0x80
+		}
+		return 0x800
+	case "darwin", "freebsd", "netbsd", "openbsd", "dragonfly":
+		return 0x4
+	}
+	return 0
 }
 
 // fileProblem names the kind of an error from opening a file. os errors quote the path.

@@ -350,11 +350,13 @@ func (c *idpClient) renderHeaders(incoming *http.Request) (h http.Header, reason
 
 // renderHeader executes one header template with .Request bound to the incoming request. A result
 // that cannot be sent as a header value fails too: the request put a control character in it.
+// Either failure depends on the request (a missing cookie, a header that does not parse), so it is
+// the client's: a template that fails on every request is found at New (checkTemplates).
 func renderHeader(tmpl *template.Template, incoming *http.Request) (value, reason string, byClient bool) {
 	var b strings.Builder
 	if err := tmpl.Execute(&b, map[string]any{"Request": incoming}); err != nil {
 		// The error may quote request data (url.Parse quotes its input): keep it out of the log.
-		return "", "executing the template failed", false
+		return "", "executing the template failed", true
 	}
 	if !validHeaderValue(b.String()) {
 		return "", "the rendered value has a control character", true

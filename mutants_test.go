@@ -491,6 +491,8 @@ func TestFileProblemsAreLogged(t *testing.T) {
 		writeByRename(t, file, "two\nlines\n")
 		checkNow(m.idp.auth.secret.file)
 		call()
+		checkNow(m.idp.auth.secret.file) // the confirming read
+		call()
 		if !strings.Contains(logs(), "error: clientConfig.clientSecretFile: the file has more than one line") {
 			t.Errorf("the broken file was not logged:\n%s", logs())
 		}
@@ -520,7 +522,9 @@ func TestFileProblemsAreLogged(t *testing.T) {
 		}
 		writeByRename(t, caFile, "no certificate here\n")
 		checkNow(m.idp.tls.ca.file)
-		call() // the last good CA stays
+		call()
+		checkNow(m.idp.tls.ca.file) // the confirming read; the last good CA stays
+		call()
 		if !strings.Contains(logs(), "error: clientConfig.tls.ca: no PEM certificate found") {
 			t.Errorf("the broken CA file was not logged:\n%s", logs())
 		}
@@ -544,15 +548,15 @@ func rig(m *middleware, req *http.Request) *httptest.ResponseRecorder {
 func TestReadLimitedAtTheLimit(t *testing.T) {
 	dir := t.TempDir()
 	exact := writeTemp(t, dir, "exact", strings.Repeat("x", 64))
-	content, _, err := readLimited(exact, 64)
+	content, err := readLimited(exact, 64)
 	if err != nil || len(content) != 64 {
 		t.Errorf("a file of exactly the limit: %d bytes, %v", len(content), err)
 	}
 	over := writeTemp(t, dir, "over", strings.Repeat("x", 65))
-	if _, _, err := readLimited(over, 64); err == nil || err.Error() != "larger than 64 bytes" {
+	if _, err := readLimited(over, 64); err == nil || err.Error() != "larger than 64 bytes" {
 		t.Errorf("a file over the limit: %v", err)
 	}
-	if _, _, err := readLimited(dir, 64); err == nil || err.Error() != "not a regular file" {
+	if _, err := readLimited(dir, 64); err == nil || err.Error() != "not a regular file" {
 		t.Errorf("a directory: %v", err)
 	}
 }
@@ -576,8 +580,12 @@ func TestWatchedFileOneReaderAtATime(t *testing.T) {
 	w.mu.Lock()
 	w.reading = false
 	w.mu.Unlock()
+	if got := w.poll(time.Now()); got != nil {
+		t.Errorf("a change was taken on its first read: %q", got)
+	}
+	checkNow(w)
 	if got := string(w.poll(time.Now())); got != "second\n" {
-		t.Errorf("once the reader is done: %q", got)
+		t.Errorf("once the reader is done, after the confirming read: %q", got)
 	}
 }
 
@@ -658,8 +666,14 @@ func TestFilesAreCheckedAtMostEvery5s(t *testing.T) {
 	if got := w.poll(start.Add(fileRecheck - time.Millisecond)); got != nil {
 		t.Errorf("read again before fileRecheck: %q", got)
 	}
-	if got := string(w.poll(start.Add(fileRecheck))); got != "second\n" {
-		t.Errorf("not read again at fileRecheck: %q", got)
+	if got := w.poll(start.Add(fileRecheck)); got != nil {
+		t.Errorf("a change was taken on its first read: %q", got)
+	}
+	if got := w.poll(start.Add(fileRecheck + fileConfirm - time.Millisecond)); got != nil {
+		t.Errorf("confirmed before fileConfirm: %q", got)
+	}
+	if got := string(w.poll(start.Add(fileRecheck + fileConfirm))); got != "second\n" {
+		t.Errorf("not confirmed at fileConfirm: %q", got)
 	}
 	if fileRecheck != 5*time.Second {
 		t.Errorf("fileRecheck = %v, the documented 5 s", fileRecheck)

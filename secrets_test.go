@@ -70,6 +70,9 @@ func misplacedSecrets(t *testing.T) []struct {
 		{"a secret as a misplaced string in claims", with(base, "claims", "Equals(`a`, `b`) `"+s+"`"), "claims"},
 		{"a secret as a claims key path", with(base, "claims", "Equals(`"+s+"..`, `b`)"), "claims"},
 		{"a secret in a bad claims string", with(base, "claims", `Equals("a", "`+s+`\q")`), "claims"},
+		{"a secret left unquoted in claims", with(base, "claims", "Equals(`client_id`, "+s+"_abcdefghijklmnopqrstuvwxyz0123456789)"), "claims"},
+		{"a secret as a claims function", with(base, "claims", s+"_XYZ(`a`, `b`)"), "claims"},
+		{"a secret after an expression", with(base, "claims", "Equals(`a`, `b`) "+s), "claims"},
 		{"a secret as authMethod", with(with(base, "clientConfig.clientId", "gw"), "clientConfig.authMethod", s), "clientConfig.authMethod"},
 		{"a secret in both secret fields", with(with(with(base, "clientConfig.clientId", "gw"), "clientConfig.clientSecret", s+"-a"), "clientConfig.clientSecretFile", s+"-b"), "clientConfig.clientSecret"},
 		{"a secret in clientSecretFile", with(with(base, "clientConfig.clientId", "gw"), "clientConfig.clientSecretFile", s+"-in-the-wrong-field"), "clientConfig.clientSecretFile"},
@@ -352,6 +355,9 @@ func TestClientAuthenticationRefusals(t *testing.T) {
 		{desc: "post to another host over http", cc: ClientConfig{URL: "http://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value", AuthMethod: "client_secret_post"}, warn: true},
 		{desc: "an Authorization header to another host over http", cc: ClientConfig{URL: "http://10.0.0.1/x", Headers: map[string]string{"Authorization": "Basic eDp5"}}, warn: true},
 		{desc: "private_key_jwt to another host over http", cc: ClientConfig{URL: "http://idp.example/x", ClientID: "gw", PrivateKey: keyPEM, AuthMethod: "private_key_jwt"}, warn: true},
+		{desc: "basic over HTTP in capitals", cc: ClientConfig{URL: "HTTP://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}, warn: true},
+		{desc: "an API key header over http", cc: ClientConfig{URL: "http://idp.example/x", Headers: map[string]string{"X-Api-Key": "eDp5"}}, warn: true},
+		{desc: "a harmless header over http", cc: ClientConfig{URL: "http://idp.example/x", Headers: map[string]string{"X-Tenant": "t1"}}},
 		{desc: "basic over https", cc: ClientConfig{URL: "https://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}},
 		{desc: "basic to loopback over http", cc: ClientConfig{URL: "http://127.0.0.1:9/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}},
 		{desc: "basic to localhost over http", cc: ClientConfig{URL: "http://localhost:9/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}},
@@ -491,5 +497,140 @@ func TestClientConditionsCannotCrowdOutErrors(t *testing.T) {
 	}
 	if strings.Count(got, "connection refused") != 1 {
 		t.Errorf("one kind was not limited to one line:\n%s", got)
+	}
+}
+
+// TestSchemeIsComparedAsParsed: the URL's scheme is compared after parsing, which lower-cases it.
+func TestSchemeIsComparedAsParsed(t *testing.T) {
+	ca := newTestCA(t, "client")
+	cfg := bearerConfig("HTTPS://idp.example/x")
+	cfg.ClientConfig.ClientID = "gw"
+	cfg.ClientConfig.AuthMethod = "tls_client_auth"
+	cfg.ClientConfig.TLS = TLSConfig{Cert: ca.certPEM, Key: ca.keyPEM}
+	if _, err := New(context.Background(), &upstream{}, cfg, "https-capitals@test"); err != nil {
+		t.Errorf("tls_client_auth over HTTPS:// refused: %v", err)
+	}
+}
+
+// TestTemplateFailuresAreTheClients: a header template that fails on a request's own data (a
+// missing cookie) logs at DEBUG, while New says once, at ERROR, that the template fails on a plain
+// request; a template that renders a plain request gets no such line.
+func TestTemplateFailuresAreTheClients(t *testing.T) {
+	idp := newFakeIDP(t, answerJSON(`{"active":true}`))
+	for _, test := range []struct {
+		desc, template string
+		warn           bool
+	}{
+		{desc: "a cookie the request may lack", template: `{{ (.Request.Cookie "tenant").Value }}`, warn: true},
+		{desc: "the request path", template: `{{ .Request.URL.Path }}`},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			name := "template-" + test.desc + "@test"
+			var out bytes.Buffer
+			var mu sync.Mutex
+			var h http.Handler
+			withLogger(name, &lockedWriter{mu: &mu, w: &out}, func() {
+				cfg := bearerConfig(idp.srv.URL)
+				cfg.ClientConfig.Headers = map[string]string{"X-Tenant": test.template}
+				var err error
+				if h, err = New(context.Background(), &upstream{}, cfg, name); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 3; i++ {
+					req := httptest.NewRequest(http.MethodGet, "/x", nil)
+					req.Header.Set("Authorization", "Bearer t")
+					h.ServeHTTP(httptest.NewRecorder(), req)
+				}
+			})
+			mu.Lock()
+			got := out.String()
+			mu.Unlock()
+			warned := strings.Contains(got, "clientConfig.headers.X-Tenant: the template fails on a plain GET request")
+			if warned != test.warn || strings.Contains(got, "introspection failed") {
+				t.Errorf("warned at New %v, want %v; the ERROR log:\n%s", warned, test.warn, got)
+			}
+		})
+	}
+}
+
+// TestErrorKindsCannotBeMultiplied: status codes do not make new kinds of ERROR line, and the
+// OAuth error code does: a peer that answers every status from 520 to 589 fills one budget, and
+// 400 invalid_request leaves 400 invalid_client its own.
+func TestErrorKindsCannotBeMultiplied(t *testing.T) {
+	var out bytes.Buffer
+	l := newLogger("kinds@test")
+	l.errs = log.New(&out, "", 0)
+	for status := 520; status < 590; status++ {
+		l.log("error", fmt.Sprintf("introspection failed: endpoint answered %d (attempts: %d)", status, status%4+1))
+	}
+	l.log("error", "introspection failed: endpoint answered 400 (invalid_request) (attempts: 1)")
+	l.log("error", "introspection failed: endpoint answered 400 (invalid_request) (attempts: 1)")
+	l.log("error", "introspection failed: endpoint answered 401 (invalid_client) (attempts: 1)")
+	l.log("error", "introspection failed: endpoint answered 400 (invalid_client) (attempts: 1)")
+	got := out.String()
+	if n := strings.Count(got, "endpoint answered 5"); n != 1 {
+		t.Errorf("%d lines for 70 status codes, want 1:\n%s", n, got)
+	}
+	for _, want := range []string{"400 (invalid_request)", "401 (invalid_client)"} {
+		if strings.Count(got, want) != 1 {
+			t.Errorf("%q not logged once:\n%s", want, got)
+		}
+	}
+	if len(l.kinds) != 3 {
+		t.Errorf("%d kinds, want 3", len(l.kinds))
+	}
+}
+
+// TestFIFOOpensWithoutWaiting: the open readLimited makes does not wait for a writer, so a FIFO
+// swapped in after the Stat before it cannot block a request.
+func TestFIFOOpensWithoutWaiting(t *testing.T) {
+	fifo := testFIFO(t, t.TempDir())
+	done := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_RDONLY|nonblocking(), 0)
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("open: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("opening a FIFO waited for a writer")
+	}
+}
+
+// TestNewFileHalfWrittenIsNeverTaken: a writer that removes the file and writes a new one is
+// caught halfway as often as one that rewrites it in place: the new file too needs its confirming
+// read.
+func TestNewFileHalfWrittenIsNeverTaken(t *testing.T) {
+	dir := t.TempDir()
+	path := writeTemp(t, dir, "secret", "first-secret-value\n")
+	w, err := openWatched(path, maxSecretFileBytes, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, filepath.Join(dir, "backup")); err != nil { // keeps the old inode in use
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	writeInPlace(t, path, "new-sec")
+	checkNow(w)
+	if got := w.poll(time.Now()); got != nil {
+		t.Fatalf("a new file caught halfway was taken: %q", got)
+	}
+	writeInPlace(t, path, "new-secret-value\n")
+	checkNow(w)
+	if got := w.poll(time.Now()); got != nil {
+		t.Fatalf("a change was taken on its first read: %q", got)
+	}
+	checkNow(w)
+	if got := string(w.poll(time.Now())); got != "new-secret-value\n" {
+		t.Errorf("after the confirming read: %q", got)
 	}
 }
