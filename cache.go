@@ -7,39 +7,9 @@ import (
 	"sync/atomic"
 )
 
-// CacheConfig configures the introspection cache. A cached answer never skips a check: exp and nbf
-// are checked again on every hit, and the lifetime of an entry never passes the token's exp.
-type CacheConfig struct {
-	// TTLSeconds is how long an active answer is reused, capped by the token's exp.
-	// CreateConfig sets 30; zero disables the cache.
-	TTLSeconds int
-	// MaxEntries bounds the number of cached answers; the oldest is evicted first.
-	// If zero, 10000 is used.
-	MaxEntries int
-	// MaxBytes bounds the memory the cached answers hold, forwarded claims included; the oldest are
-	// evicted first. If zero, 32 MiB is used.
-	MaxBytes int
-	// NegativeTTLSeconds is how long an inactive answer is reused. If zero, inactive answers are not cached.
-	NegativeTTLSeconds int
-	// StaleIfErrorSeconds lets an active answer serve this long past its TTL while the IdP cannot
-	// be reached, never past the token's exp. If zero, a failing IdP always gives 503.
-	StaleIfErrorSeconds int
-}
-
-const (
-	defaultCacheTTL        = 30
-	defaultCacheMaxEntries = 10000
-	defaultCacheMaxBytes   = 32 << 20
-	maxCacheSeconds        = 86400
-	maxCacheEntries        = 1000000
-	maxCacheBytes          = 64 << 30
-	// entryOverhead is what one entry costs besides its strings: the map slot, the entry, the
-	// verdict, the ring slot and slice headers. Measured by BenchmarkCacheEntryBytes.
-	entryOverhead = 360
-)
-
 // cacheKey is the SHA-256 of a token (and of the rendered header templates, if any). An array key
-// costs the interpreter a third of what a string conversion of the digest does.
+// costs the interpreter less than a string conversion of the digest (docs/development.md,
+// interpreter costs).
 type cacheKey [sha256.Size]byte
 
 // cacheEntry is one cached verdict. Times are Unix seconds.
@@ -157,11 +127,17 @@ func (c *verdictCache) newEntry(v *verdict, now int64) *cacheEntry {
 	if e.freshUntil <= now || e.size > c.maxBytes {
 		return nil
 	}
-	if v.status == 0 {
-		e.passFrom = v.nbf
-		e.passUntil = capAt(e.freshUntil, v.exp)
-	}
+	e.setPass()
 	return e
+}
+
+// setPass sets the window in which the fast path lets requests through on e: validAt's bounds,
+// with exp capped at freshUntil, for an allowing verdict; none (passUntil 0) for any other.
+func (e *cacheEntry) setPass() {
+	if e.v.status == 0 {
+		e.passFrom = e.v.nbf
+		e.passUntil = capAt(e.freshUntil, e.v.exp)
+	}
 }
 
 // staleRetrySeconds is how long a stale answer serves before the IdP is asked again: during an
@@ -172,9 +148,7 @@ const staleRetrySeconds = 1
 func stillStale(old *cacheEntry, now int64) *cacheEntry {
 	e := *old
 	e.freshUntil = capAt(now+staleRetrySeconds, old.staleUntil)
-	if e.passUntil != 0 {
-		e.passUntil = capAt(e.freshUntil, old.v.exp)
-	}
+	e.setPass()
 	return &e
 }
 

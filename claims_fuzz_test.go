@@ -38,7 +38,7 @@ func FuzzParseClaims(f *testing.F) {
 		}
 		// eval must not panic and must agree with a plain walk of the tree.
 		docs := []map[string]any{hub, extra, nil}
-		root := x.(*claimsProgram).root
+		root := x.root
 		for _, claims := range docs {
 			if got, tree := x.eval(claims), evalClaimsTree(root, claims); got != tree {
 				t.Fatalf("parseClaims(%q).eval = %t, but %t by the tree", in, got, tree)

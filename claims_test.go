@@ -633,7 +633,7 @@ func TestClaimsEval(t *testing.T) {
 			if got := x.eval(docs[test.doc]); got != test.expected {
 				t.Errorf("%s = %t, want %t", test.in, got, test.expected)
 			}
-			if got := evalClaimsTree(x.(*claimsProgram).root, docs[test.doc]); got != test.expected {
+			if got := evalClaimsTree(x.root, docs[test.doc]); got != test.expected {
 				t.Errorf("%s = %t by the tree, want %t", test.in, got, test.expected)
 			}
 		})
@@ -669,7 +669,7 @@ func TestCompileClaims(t *testing.T) {
 				t.Fatalf("parseClaims(%q): %v", test.in, err)
 			}
 			var parts []string
-			for i, step := range x.(*claimsProgram).steps {
+			for i, step := range x.steps {
 				switch step.op {
 				case stepCall:
 					parts = append(parts, fmt.Sprintf("%d call %s", i, step.call.key))

@@ -2,16 +2,12 @@ package oauthintrospection
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
-	"sync"
-	"text/template"
 	"time"
 )
 
@@ -117,6 +113,37 @@ const (
 	maxMaxRetries         = 10
 )
 
+// CacheConfig configures the introspection cache. A cached answer never skips a check: exp and nbf
+// are checked again on every hit, and the lifetime of an entry never passes the token's exp.
+type CacheConfig struct {
+	// TTLSeconds is how long an active answer is reused, capped by the token's exp.
+	// CreateConfig sets 30; zero disables the cache.
+	TTLSeconds int
+	// MaxEntries bounds the number of cached answers; the oldest is evicted first.
+	// If zero, 10000 is used.
+	MaxEntries int
+	// MaxBytes bounds the memory the cached answers hold, forwarded claims included; the oldest are
+	// evicted first. If zero, 32 MiB is used.
+	MaxBytes int
+	// NegativeTTLSeconds is how long an inactive answer is reused. If zero, inactive answers are not cached.
+	NegativeTTLSeconds int
+	// StaleIfErrorSeconds lets an active answer serve this long past its TTL while the IdP cannot
+	// be reached, never past the token's exp. If zero, a failing IdP always gives 503.
+	StaleIfErrorSeconds int
+}
+
+const (
+	defaultCacheTTL        = 30
+	defaultCacheMaxEntries = 10000
+	defaultCacheMaxBytes   = 32 << 20
+	maxCacheSeconds        = 86400
+	maxCacheEntries        = 1000000
+	maxCacheBytes          = 64 << 30
+	// entryOverhead is what one entry costs besides its strings: the map slot, the entry, the
+	// verdict, the ring slot and slice headers. Measured by BenchmarkCacheEntryBytes.
+	entryOverhead = 360
+)
+
 // CreateConfig returns the default configuration; Traefik decodes the user's options into it.
 func CreateConfig() *Config {
 	return &Config{
@@ -131,48 +158,30 @@ func CreateConfig() *Config {
 	}
 }
 
-// forwardHeader is one compiled forwardHeaders entry.
-type forwardHeader struct {
-	name string   // canonical header name
-	path []string // pre-split claim path
-}
-
-// identityHeaders is what New compiles from forwardHeaders to keep a client from forging them.
-type identityHeaders struct {
-	forward []forwardHeader // sorted by name, so that every New of one configuration agrees
-	names   []string        // the canonical names of forward, in the same order
-	// twins are the other names a CGI-style backend reads as one of names (see headerTwins); they
-	// are removed from every request.
-	twins []string
-	// scan holds the folded names (foldHeaderName) of headers with too many separators to list
-	// their twins; when it is not nil, every incoming header is compared with it.
-	scan map[string]bool
-}
-
-// headerTemplate is one compiled clientConfig.headers entry. Exactly one of tmpl and value is used.
-type headerTemplate struct {
-	name  string
-	value string
-	tmpl  *template.Template
-}
-
-// settings is the validated, immutable form of Config that the handler runs on.
+// settings is the validated, immutable form of Config that the handler runs on. (The file sources
+// inside client re-read their files; each guards its own state.)
 type settings struct {
 	source       tokenSource
-	endpoint     string
-	hint         string
-	headers      []headerTemplate
-	warnings     []string    // ERROR lines New logs once, when it makes the shared state
-	tls          *tlsSource  // nil when clientConfig.tls is empty
-	tlsConfig    *tls.Config // built from tls at New
-	auth         *clientAuth // nil when credentials come only from headers
-	timeout      int         // seconds
-	maxRetries   int
+	client       clientSettings
+	warnings     []string // ERROR lines New logs once, when it makes the shared state
 	forwardAuth  bool
 	identity     identityHeaders
 	usernamePath []string
-	claims       claimsExpr // nil when no claims are configured
+	claims       *claimsProgram // nil when no claims are configured
 	cache        CacheConfig
+}
+
+// clientSettings is the compiled clientConfig: all the IdP client is built from.
+type clientSettings struct {
+	endpoint   string
+	hintField  string // "&token_type_hint=..." or ""
+	headers    []headerTemplate
+	templated  []headerTemplate // the headers whose value depends on the request
+	tls        *tlsSource       // nil when clientConfig.tls is empty
+	tlsConfig  *tls.Config      // built from tls at New
+	auth       *clientAuth      // nil when credentials come only from headers
+	timeout    time.Duration    // bounds a whole introspection, retries included
+	maxRetries int
 }
 
 // compile validates cfg and turns it into settings. Every error names the offending field.
@@ -274,33 +283,42 @@ func compileTokenSource(ts TokenSource) (tokenSource, error) {
 	return src, nil
 }
 
+// compileClient compiles clientConfig into s.client, adding its warnings to s.warnings.
 func compileClient(cc ClientConfig, s *settings) error {
 	if err := checkEndpoint(cc.URL); err != nil {
 		return err
 	}
-	s.endpoint = cc.URL
-	s.hint = cc.TokenTypeHint
+	k := &s.client
+	k.endpoint = cc.URL
+	if cc.TokenTypeHint != "" {
+		k.hintField = "&token_type_hint=" + url.QueryEscape(cc.TokenTypeHint)
+	}
 	switch {
 	case cc.TimeoutSeconds == 0:
-		s.timeout = defaultTimeoutSeconds
+		k.timeout = defaultTimeoutSeconds * time.Second
 	case cc.TimeoutSeconds < 0 || cc.TimeoutSeconds > maxTimeoutSeconds:
 		return fmt.Errorf("clientConfig.timeoutSeconds: must be between 1 and %d, got %d", maxTimeoutSeconds, cc.TimeoutSeconds)
 	default:
-		s.timeout = cc.TimeoutSeconds
+		k.timeout = time.Duration(cc.TimeoutSeconds) * time.Second
 	}
 	if cc.MaxRetries < 0 || cc.MaxRetries > maxMaxRetries {
 		return fmt.Errorf("clientConfig.maxRetries: must be between 0 and %d, got %d", maxMaxRetries, cc.MaxRetries)
 	}
-	s.maxRetries = cc.MaxRetries
+	k.maxRetries = cc.MaxRetries
 	var err error
-	if s.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
+	if k.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
 		return err
 	}
-	s.warnings = append(s.warnings, checkTemplates(s.headers)...)
-	if s.tls, s.tlsConfig, err = compileTLS(cc.TLS); err != nil {
+	for _, h := range k.headers {
+		if h.tmpl != nil {
+			k.templated = append(k.templated, h)
+		}
+	}
+	s.warnings = append(s.warnings, checkTemplates(k.headers)...)
+	if k.tls, k.tlsConfig, err = compileTLS(cc.TLS); err != nil {
 		return err
 	}
-	if s.auth, err = compileClientAuth(cc); err != nil {
+	if k.auth, err = compileClientAuth(cc); err != nil {
 		return err
 	}
 	return checkCredentials(s)
@@ -310,19 +328,20 @@ func compileClient(cc ClientConfig, s *settings) error {
 // forbids ("MUST NOT use more than one authentication method in each request"), and warns when a
 // credential would cross the network in clear text.
 func checkCredentials(s *settings) error {
+	k := &s.client
 	headerAuth := false
-	for _, h := range s.headers {
+	for _, h := range k.headers {
 		headerAuth = headerAuth || h.name == "Authorization"
 	}
 	method := ""
-	if s.auth != nil {
-		method = s.auth.method
+	if k.auth != nil {
+		method = k.auth.method
 	}
 	switch {
 	case headerAuth && (method == authSecretPost || method == authPrivateKeyJWT || method == authTLSClient):
 		return fmt.Errorf("clientConfig.authMethod: %s and an Authorization header in clientConfig.headers are two client authentications (RFC 6749 section 2.3): remove one", method)
 	}
-	u, err := url.Parse(s.endpoint) // checkEndpoint parsed it already
+	u, err := url.Parse(k.endpoint) // checkEndpoint parsed it already
 	if err != nil {
 		return errors.New("clientConfig.url: not a valid URL")
 	}
@@ -330,7 +349,7 @@ func checkCredentials(s *settings) error {
 		return errors.New("clientConfig.authMethod: tls_client_auth needs an https clientConfig.url")
 	}
 	sendsSecret := method == authSecretBasic || method == authSecretPost || method == authPrivateKeyJWT
-	for _, h := range s.headers {
+	for _, h := range k.headers {
 		sendsSecret = sendsSecret || looksLikeCredential(h.name)
 	}
 	if sendsSecret && u.Scheme == "http" && !isLoopback(u.Hostname()) {
@@ -380,334 +399,3 @@ func checkEndpoint(raw string) error {
 	}
 	return nil
 }
-
-// compileHeaderTemplates parses each header value once. A value without "{{" is sent as it is.
-// The result is sorted by name: compiled state never depends on Go's map order.
-func compileHeaderTemplates(headers map[string]string) ([]headerTemplate, error) {
-	out := make([]headerTemplate, 0, len(headers))
-	for _, name := range sortedKeys(headers) {
-		value := headers[name]
-		if !validHeaderName(name) {
-			return nil, errors.New("clientConfig.headers: a name is " + notAToken("header name"))
-		}
-		h := headerTemplate{name: http.CanonicalHeaderKey(name), value: value}
-		if strings.Contains(value, "{{") {
-			tmpl, err := template.New(h.name).Parse(value)
-			if err != nil {
-				// The parse error quotes the value, and a credential can hold "{{".
-				return nil, fmt.Errorf("clientConfig.headers.%s: not a valid Go template (a value with {{ is one)", name)
-			}
-			h.tmpl = tmpl
-		} else if !validHeaderValue(value) {
-			return nil, fmt.Errorf("clientConfig.headers.%s: value contains a control character", name)
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
-// checkTemplates renders each header template for a plain GET / without headers, and returns a
-// warning for each one that fails there. Such a template fails on many requests, maybe all: New
-// says so once at ERROR, since at request time its failures are logged at DEBUG, as the client's.
-func checkTemplates(headers []headerTemplate) []string {
-	plain := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: http.Header{}, Host: "localhost", RequestURI: "/"}
-	var warnings []string
-	for _, h := range headers {
-		if h.tmpl == nil {
-			continue
-		}
-		if _, reason, _ := renderHeader(h.tmpl, plain); reason != "" {
-			warnings = append(warnings, "clientConfig.headers."+h.name+": the template fails on a plain GET request ("+reason+"); requests it fails on get 503")
-		}
-	}
-	return warnings
-}
-
-// compileForwardHeaders compiles forwardHeaders, sorted by name, with the twins of every name.
-// Two names that a backend could read as one header are refused, and so is a name that would
-// remove the token's own carrier before it is read.
-func compileForwardHeaders(fh map[string]string, src tokenSource) (identityHeaders, error) {
-	var id identityHeaders
-	folded := map[string]string{}
-	for _, name := range sortedKeys(fh) {
-		if !validHeaderName(name) {
-			return id, errors.New("forwardHeaders: a name is " + notAToken("header name"))
-		}
-		path, err := splitClaimPath(fh[name])
-		if err != nil {
-			return id, fmt.Errorf("forwardHeaders.%s: %w", name, err)
-		}
-		canonical := http.CanonicalHeaderKey(name)
-		fold := foldHeaderName(canonical)
-		if other, dup := folded[fold]; dup {
-			return id, fmt.Errorf("forwardHeaders.%s: names the same header as %s (case, and _ for -, do not tell headers apart)", name, other)
-		}
-		folded[fold] = name
-		if fold == foldHeaderName(src.header) || (src.cookie != "" && fold == "cookie") {
-			return id, fmt.Errorf("forwardHeaders.%s: is where the token comes from (tokenSource)", name)
-		}
-		id.forward = append(id.forward, forwardHeader{name: canonical, path: path})
-		id.names = append(id.names, canonical)
-		twins, listed := headerTwins(canonical)
-		if !listed {
-			if id.scan == nil {
-				id.scan = map[string]bool{}
-			}
-			id.scan[fold] = true
-		}
-		id.twins = append(id.twins, withoutName(twins, canonical)...)
-	}
-	return id, nil
-}
-
-// maxTwinSeparators bounds the names whose twins are listed one by one: a name with n separators
-// has 2^n spellings.
-const maxTwinSeparators = 5
-
-// headerTwins returns every canonical spelling of name with each "-" or "_" written either way.
-// CGI, PHP and WSGI backends read "X-User" and "X_User" both as HTTP_X_USER (RFC 3875 section
-// 4.1.18), so a client's X_User would stand beside the X-User the gateway sets. Net/http hands
-// over header names in canonical form, so the canonical spellings are all there is to remove.
-// listed is false, with no twins, when name has more than maxTwinSeparators separators.
-func headerTwins(name string) (twins []string, listed bool) {
-	var seps []int
-	for i := 0; i < len(name); i++ {
-		if name[i] == '-' || name[i] == '_' {
-			seps = append(seps, i)
-		}
-	}
-	if len(seps) > maxTwinSeparators {
-		return nil, false
-	}
-	b := []byte(name)
-	for mask := 0; mask < 1<<len(seps); mask++ {
-		for j, at := range seps {
-			b[at] = '-'
-			if mask&(1<<j) != 0 {
-				b[at] = '_'
-			}
-		}
-		twin := http.CanonicalHeaderKey(string(b))
-		if !containsName(twins, twin) {
-			twins = append(twins, twin)
-		}
-	}
-	return twins, true
-}
-
-// foldHeaderName is the form in which a CGI-style backend sees a header name: case and the
-// difference between "-" and "_" are gone.
-func foldHeaderName(name string) string {
-	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
-}
-
-func containsName(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
-
-func withoutName(names []string, name string) []string {
-	var out []string
-	for _, n := range names {
-		if n != name {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// tlsSource is the compiled clientConfig.tls: the PEM of the CA, the certificate and the key, each
-// inline or from a file that is re-read when it changes, so that a rotated certificate or CA is
-// picked up without a reload.
-type tlsSource struct {
-	insecure      bool
-	ca, cert, key pemSource
-
-	mu      sync.Mutex
-	problem string // guarded by mu: why the files last failed to make a configuration
-}
-
-// pemSource is one PEM option: its content, or the file it names.
-type pemSource struct {
-	field  string
-	inline []byte
-	file   *watchedFile
-}
-
-// compileTLS compiles clientConfig.tls. It returns nil when nothing is configured, so the
-// transport keeps Go's defaults.
-func compileTLS(t TLSConfig) (*tlsSource, *tls.Config, error) {
-	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
-		return nil, nil, nil
-	}
-	if (t.Cert == "") != (t.Key == "") {
-		return nil, nil, errors.New("clientConfig.tls: cert and key must be set together")
-	}
-	src := &tlsSource{insecure: t.InsecureSkipVerify}
-	var err error
-	if src.ca, err = compilePEM("clientConfig.tls.ca", t.CA); err != nil {
-		return nil, nil, err
-	}
-	if src.cert, err = compilePEM("clientConfig.tls.cert", t.Cert); err != nil {
-		return nil, nil, err
-	}
-	if src.key, err = compilePEM("clientConfig.tls.key", t.Key); err != nil {
-		return nil, nil, err
-	}
-	conf, err := src.build()
-	if err != nil {
-		return nil, nil, err
-	}
-	return src, conf, nil
-}
-
-// compilePEM takes v as PEM content when it holds a PEM block, and otherwise as the path of a PEM
-// file. The error never quotes v: a key put where a path belongs must not reach the log.
-func compilePEM(field, v string) (pemSource, error) {
-	p := pemSource{field: field}
-	switch {
-	case v == "":
-	case strings.Contains(v, "-----BEGIN "):
-		p.inline = []byte(v)
-	default:
-		file, err := openWatched(v, maxPEMFileBytes, time.Now())
-		if err != nil {
-			return p, fmt.Errorf("%s: neither PEM content nor a readable file: %w", field, err)
-		}
-		p.file = file
-	}
-	return p, nil
-}
-
-// content returns the PEM of p: inline, or the file's accepted content.
-func (p *pemSource) content() []byte {
-	if p.file != nil {
-		return p.file.accepted()
-	}
-	return p.inline
-}
-
-// build makes the TLS configuration from the current PEM contents.
-func (t *tlsSource) build() (*tls.Config, error) {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.insecure}
-	if ca := t.ca.content(); ca != nil {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ca) {
-			return nil, errors.New("clientConfig.tls.ca: no PEM certificate found")
-		}
-		conf.RootCAs = pool
-	}
-	if cert := t.cert.content(); cert != nil {
-		pair, err := tls.X509KeyPair(cert, t.key.content())
-		if err != nil {
-			return nil, errors.New("clientConfig.tls: cert and key: " + keyPairProblem(err))
-		}
-		conf.Certificates = []tls.Certificate{pair}
-	}
-	return conf, nil
-}
-
-// poll reads the TLS files again when their time has come, and reports whether one changed.
-func (t *tlsSource) poll(now time.Time) bool {
-	changed := false
-	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
-		if p.file != nil && p.file.poll(now) != nil {
-			changed = true
-		}
-	}
-	return changed
-}
-
-// fail records why the files failed to make a TLS configuration, for fileProblems.
-func (t *tlsSource) fail(problem string) {
-	t.mu.Lock()
-	t.problem = problem
-	t.mu.Unlock()
-}
-
-// fileProblems returns, once each, the problems met while re-reading the TLS files.
-func (t *tlsSource) fileProblems() []string {
-	t.mu.Lock()
-	var out []string
-	if t.problem != "" {
-		out = append(out, t.problem)
-		t.problem = ""
-	}
-	t.mu.Unlock()
-	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
-		if p.file != nil {
-			if problem := p.file.takeProblem(); problem != "" {
-				out = append(out, p.field+": "+problem)
-			}
-		}
-	}
-	return out
-}
-
-// keyPairProblem names why tls.X509KeyPair refused a certificate and key, in its own fixed words;
-// anything else is summed up, since an error could quote what it parsed.
-func keyPairProblem(err error) string {
-	msg := err.Error()
-	for _, known := range []string{
-		"private key does not match public key",
-		"failed to find any PEM data in certificate input",
-		"failed to find any PEM data in key input",
-		"failed to find certificate PEM data in certificate input",
-		"failed to find PEM block with type ending in \"PRIVATE KEY\" in key input",
-		"unknown private key type",
-	} {
-		if strings.Contains(msg, known) {
-			return known
-		}
-	}
-	return "they cannot be parsed"
-}
-
-// notAToken describes a value that is not an RFC 9110 token, without quoting it.
-func notAToken(what string) string {
-	return "not a valid " + what + " (RFC 9110 token characters only)"
-}
-
-// validHeaderName reports whether s is an RFC 9110 section 5.6.2 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenChar(c byte) bool {
-	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
-
-// validHeaderValue reports whether s can be sent as a header value: no control characters but tab.
-// One compiled call: a byte loop costs the interpreter about 0.5 µs a byte.
-func validHeaderValue(s string) bool {
-	return !strings.ContainsAny(s, controlChars)
-}
-
-// controlChars are the ASCII control characters but tab, and DEL.
-const controlChars = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0a\x0b\x0c\x0d\x0e\x0f" +
-	"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"

@@ -24,15 +24,8 @@ const maxResponseBytes = 1 << 20
 
 // idpClient calls an RFC 7662 introspection endpoint. It is safe for concurrent use.
 type idpClient struct {
-	endpoint   string
-	hintField  string // "&token_type_hint=..." or ""
-	headers    []headerTemplate
-	templated  []headerTemplate // the headers whose value depends on the request
-	static     http.Header      // all the headers, when none is templated; read-only
-	auth       *clientAuth      // nil when credentials come only from headers
-	tls        *tlsSource       // nil without clientConfig.tls
-	timeout    time.Duration    // bounds a whole introspection, retries included
-	maxRetries int
+	clientSettings
+	static http.Header // all the headers, when none is templated; read-only
 
 	mu sync.Mutex
 	// Guarded by mu: replaced when a TLS file changes.
@@ -47,27 +40,12 @@ type attemptResult struct {
 	after  time.Duration  // the IdP's Retry-After, if any
 }
 
-func newIDPClient(s *settings) *idpClient {
-	c := &idpClient{
-		endpoint:   s.endpoint,
-		headers:    s.headers,
-		auth:       s.auth,
-		tls:        s.tls,
-		timeout:    time.Duration(s.timeout) * time.Second,
-		maxRetries: s.maxRetries,
-	}
-	c.client = c.newHTTPClient(s.tlsConfig)
-	for _, h := range s.headers {
-		if h.tmpl != nil {
-			c.templated = append(c.templated, h)
-		}
-	}
+func newIDPClient(cs clientSettings) *idpClient {
+	c := &idpClient{clientSettings: cs}
+	c.client = c.newHTTPClient(cs.tlsConfig)
 	if c.templated == nil {
 		// Nothing depends on the request: build the headers once, not per call.
 		c.static, _, _ = c.renderHeaders(nil)
-	}
-	if s.hint != "" {
-		c.hintField = "&token_type_hint=" + url.QueryEscape(s.hint)
 	}
 	return c
 }

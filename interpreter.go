@@ -1,8 +1,17 @@
 package oauthintrospection
 
 // This file holds the code that exists because Traefik runs the plugin in Yaegi v0.16.1, and the
-// reason for each piece. Other workarounds are too small to move (a func literal with named
-// parameters, a value copied out of a loop); each says why where it stands.
+// reason for each piece. The smaller workarounds stay where they are needed, each with its reason;
+// docs/development.md lists them all with the interpreter's measured costs:
+//
+//   - orExpr and andExpr have different field names (claims.go): same-shaped structs are one type;
+//   - the claims expression runs as a flat step list, not a tree walk (claims.go): calls are dear;
+//   - fastHit is one function that inlines its checks (fastpath.go), for the same reason;
+//   - CheckRedirect is a func literal with named parameters, and the transport has no custom
+//     dialer (idpclient.go): the interpreter mis-assigns or refuses the other forms;
+//   - errno kinds are matched by their text (idpclient.go, files.go): there is no syscall package;
+//   - comparisons are assigned to locals before they are combined: a combined comparison of two
+//     call results can panic or give false.
 
 import "reflect"
 

@@ -86,7 +86,7 @@ func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
 		m.deny(rw, reject(http.StatusUnauthorized, challengeMissing, reason))
 		return
 	}
-	v, now := m.verdictFor(req, token)
+	v, now := m.lookup(req, token)
 	v = checkTime(v, now)
 	if v.status != 0 {
 		m.deny(rw, v)
@@ -95,10 +95,10 @@ func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
 	m.forward(rw, req, v, from)
 }
 
-// verdictFor returns the verdict for token, from the cache or from the IdP, and the time it is to
+// lookup returns the verdict for token, from the cache or from the IdP, and the time it is to
 // be checked at: the time of the lookup for a cached answer, the time the answer arrived for a new
 // one, since the IdP may take up to timeoutSeconds to answer.
-func (m *middleware) verdictFor(req *http.Request, token string) (*verdict, int64) {
+func (m *middleware) lookup(req *http.Request, token string) (*verdict, int64) {
 	rendered, reason, byClient := m.idp.renderHeaders(req)
 	if reason != "" {
 		// What a client causes is its own request's problem: DEBUG, so that clients cannot crowd
@@ -115,13 +115,13 @@ func (m *middleware) verdictFor(req *http.Request, token string) (*verdict, int6
 	if e := m.cache.get(key); e != nil && now < e.freshUntil {
 		return e.v, now
 	}
-	return m.resolve(req, token, rendered, key)
+	return m.resolveMiss(req, token, rendered, key)
 }
 
-// resolve handles a miss: one introspection per key at a time, whatever the number of requests
+// resolveMiss handles a miss: one introspection per key at a time, whatever the number of requests
 // waiting for it. A waiter gives up when its own request ends. The leader publishes its verdict on
 // every path, a panic included, so that no waiter waits for an introspection nobody will finish.
-func (m *middleware) resolve(req *http.Request, token string, rendered http.Header, key cacheKey) (v *verdict, now int64) {
+func (m *middleware) resolveMiss(req *http.Request, token string, rendered http.Header, key cacheKey) (v *verdict, now int64) {
 	p, leader := m.cache.join(key)
 	if !leader {
 		p.waiters.Add(1)

@@ -371,14 +371,14 @@ func TestConfigRangeLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cache.MaxEntries != 10000 || s.cache.TTLSeconds != 30 || s.maxRetries != 3 || s.cache.MaxBytes != 32<<20 {
-		t.Errorf("defaults: maxEntries %d, ttlSeconds %d, maxRetries %d, maxBytes %d", s.cache.MaxEntries, s.cache.TTLSeconds, s.maxRetries, s.cache.MaxBytes)
+	if s.cache.MaxEntries != 10000 || s.cache.TTLSeconds != 30 || s.client.maxRetries != 3 || s.cache.MaxBytes != 32<<20 {
+		t.Errorf("defaults: maxEntries %d, ttlSeconds %d, maxRetries %d, maxBytes %d", s.cache.MaxEntries, s.cache.TTLSeconds, s.client.maxRetries, s.cache.MaxBytes)
 	}
 	cfg := bearerConfig("http://127.0.0.1:1/")
 	cfg.ClientConfig.TimeoutSeconds = 0
 	cfg.TokenSource.MaxLength = 0
-	if s, err = compile(cfg); err != nil || s.timeout != 5 || s.source.maxLen != 4096 {
-		t.Errorf("zero values: %v, timeout %d, maxLength %d; want 5 and 4096", err, s.timeout, s.source.maxLen)
+	if s, err = compile(cfg); err != nil || s.client.timeout != 5*time.Second || s.source.maxLen != 4096 {
+		t.Errorf("zero values: %v, timeout %v, maxLength %d; want 5s and 4096", err, s.client.timeout, s.source.maxLen)
 	}
 }
 

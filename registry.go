@@ -51,7 +51,7 @@ func sharedFor(name string, cfg *Config, s *settings) (*shared, bool) {
 		sh.built = now
 		return sh, false
 	}
-	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s), log: newLogger(name), built: now}
+	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s.client), log: newLogger(name), built: now}
 	registry[name] = sh
 	if len(registry) > registryCap {
 		evictLeastRecentlyBuilt(now.Add(-registryGrace))

@@ -3,8 +3,11 @@ package oauthintrospection
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -92,17 +95,24 @@ func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
 	return int64(f), true
 }
 
+// validAt is the one rule for "valid now": a token is valid from its nbf, included, until its exp,
+// excluded (RFC 7519 sections 4.1.4 and 4.1.5). checkTime applies it to every request; the cache's
+// pass window (cacheEntry.setPass) is its bounds, and fastHit inlines the same comparison.
+func validAt(nbf, exp, now int64) bool {
+	return now >= nbf && now < exp
+}
+
 // checkTime rejects a token whose exp or nbf says it is not valid at now (RFC 7662 section 2.2),
 // even when the IdP said it is active. It runs on every request, cached verdicts included. It does
 // not modify v, which may be shared.
 func checkTime(v *verdict, now int64) *verdict {
+	if validAt(v.nbf, v.exp, now) {
+		return v
+	}
 	if now >= v.exp {
 		return reject(http.StatusUnauthorized, challengeInvalid, "token expired")
 	}
-	if now < v.nbf {
-		return reject(http.StatusUnauthorized, challengeInvalid, "token not yet valid")
-	}
-	return v
+	return reject(http.StatusUnauthorized, challengeInvalid, "token not yet valid")
 }
 
 // reject builds the verdict of a request that may not pass.
@@ -140,4 +150,123 @@ func headerText(raw any) string {
 		return ""
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// The claim document helpers below read the IdP's answer for forwardHeaders, usernameClaim and the
+// claims language alike.
+
+// lookupClaim walks nested JSON objects (map[string]any) along keys; false if any step is missing or
+// not an object.
+func lookupClaim(claims map[string]any, keys []string) (any, bool) {
+	if len(keys) == 1 {
+		// Most keys are top-level; this path skips the interpreted loop below.
+		v, ok := claims[keys[0]]
+		return v, ok
+	}
+	if len(keys) == 0 {
+		return nil, false
+	}
+	cur := claims
+	last := len(keys) - 1
+	for i := 0; i < last; i++ {
+		next, ok := cur[keys[i]].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur = next
+	}
+	v, ok := cur[keys[last]]
+	return v, ok
+}
+
+// claimText returns the canonical text of a scalar claim value: a string as is, a JSON number by its
+// canonical text (see numberText), a boolean as "true" or "false". ok is false for anything else
+// (nil, arrays, objects). A float64 is accepted too, as if the claims were decoded without UseNumber.
+func claimText(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return numberText(string(x)), true
+	case bool:
+		if x {
+			return "true", true
+		}
+		return "false", true
+	case float64:
+		return floatText(x), true
+	}
+	return "", false
+}
+
+// numberText returns the canonical text of a JSON number literal, so that an IdP sending
+// 1767225600, 1767225600.0 or 1.7672256e+09 matches the same expression value "1767225600".
+// An integer literal is kept as written, without a float round trip, so that integers beyond
+// float64 precision still compare exactly; any other literal is printed by floatText.
+func numberText(n string) string {
+	if isIntLiteral(n) {
+		if n == "-0" {
+			return "0"
+		}
+		return n
+	}
+	f, err := strconv.ParseFloat(n, 64)
+	if err != nil {
+		// Out of float64 range: keep the IdP's text rather than print an infinity.
+		return n
+	}
+	return floatText(f)
+}
+
+// floatText prints f in decimal without an exponent: integral values as integers ("1767225600"),
+// others with the fewest digits that round-trip ("0.5"). Negative zero prints as "0".
+func floatText(f float64) string {
+	if f == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// isIntLiteral reports whether n is an optional minus sign followed by decimal digits only.
+func isIntLiteral(n string) bool {
+	digits := strings.TrimPrefix(n, "-")
+	// One compiled call instead of an interpreted byte loop (docs/development.md, interpreter costs).
+	return digits != "" && strings.TrimLeft(digits, "0123456789") == ""
+}
+
+// splitClaimPath splits a dot-separated claim path into keys: `\.` is a literal dot, `\\` a literal
+// backslash; any other backslash sequence, an empty key (leading/trailing/double dot), or an empty
+// path is an error.
+func splitClaimPath(path string) ([]string, error) {
+	if path == "" {
+		return nil, errors.New("empty key path")
+	}
+	var keys []string
+	var key []byte
+	start := 0 // where the current key starts, for errors
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch c {
+		case '\\':
+			if i+1 == len(path) || (path[i+1] != '.' && path[i+1] != '\\') {
+				return nil, fmt.Errorf(`bad escape at byte %d: only \. and \\ are allowed`, i)
+			}
+			i++
+			key = append(key, path[i])
+		case '.':
+			if len(key) == 0 {
+				return nil, fmt.Errorf("empty key at byte %d", start)
+			}
+			keys = append(keys, string(key))
+			key = key[:0]
+			start = i + 1
+		default:
+			key = append(key, c)
+		}
+	}
+	if len(key) == 0 {
+		return nil, fmt.Errorf("empty key at byte %d", start)
+	}
+	keys = append(keys, string(key))
+	return keys, nil
 }

@@ -1,0 +1,158 @@
+package oauthintrospection
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tlsSource is the compiled clientConfig.tls: the PEM of the CA, the certificate and the key, each
+// inline or from a file that is re-read when it changes, so that a rotated certificate or CA is
+// picked up without a reload.
+type tlsSource struct {
+	insecure      bool
+	ca, cert, key pemSource
+
+	mu      sync.Mutex
+	problem string // guarded by mu: why the files last failed to make a configuration
+}
+
+// pemSource is one PEM option: its content, or the file it names.
+type pemSource struct {
+	field  string
+	inline []byte
+	file   *watchedFile
+}
+
+// compileTLS compiles clientConfig.tls. It returns nil when nothing is configured, so the
+// transport keeps Go's defaults.
+func compileTLS(t TLSConfig) (*tlsSource, *tls.Config, error) {
+	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
+		return nil, nil, nil
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		return nil, nil, errors.New("clientConfig.tls: cert and key must be set together")
+	}
+	src := &tlsSource{insecure: t.InsecureSkipVerify}
+	var err error
+	if src.ca, err = compilePEM("clientConfig.tls.ca", t.CA); err != nil {
+		return nil, nil, err
+	}
+	if src.cert, err = compilePEM("clientConfig.tls.cert", t.Cert); err != nil {
+		return nil, nil, err
+	}
+	if src.key, err = compilePEM("clientConfig.tls.key", t.Key); err != nil {
+		return nil, nil, err
+	}
+	conf, err := src.build()
+	if err != nil {
+		return nil, nil, err
+	}
+	return src, conf, nil
+}
+
+// compilePEM takes v as PEM content when it holds a PEM block, and otherwise as the path of a PEM
+// file. The error never quotes v: a key put where a path belongs must not reach the log.
+func compilePEM(field, v string) (pemSource, error) {
+	p := pemSource{field: field}
+	switch {
+	case v == "":
+	case strings.Contains(v, "-----BEGIN "):
+		p.inline = []byte(v)
+	default:
+		file, err := openWatched(v, maxPEMFileBytes, time.Now())
+		if err != nil {
+			return p, fmt.Errorf("%s: neither PEM content nor a readable file: %w", field, err)
+		}
+		p.file = file
+	}
+	return p, nil
+}
+
+// content returns the PEM of p: inline, or the file's accepted content.
+func (p *pemSource) content() []byte {
+	if p.file != nil {
+		return p.file.accepted()
+	}
+	return p.inline
+}
+
+// build makes the TLS configuration from the current PEM contents.
+func (t *tlsSource) build() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.insecure}
+	if ca := t.ca.content(); ca != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, errors.New("clientConfig.tls.ca: no PEM certificate found")
+		}
+		conf.RootCAs = pool
+	}
+	if cert := t.cert.content(); cert != nil {
+		pair, err := tls.X509KeyPair(cert, t.key.content())
+		if err != nil {
+			return nil, errors.New("clientConfig.tls: cert and key: " + keyPairProblem(err))
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	return conf, nil
+}
+
+// poll reads the TLS files again when their time has come, and reports whether one changed.
+func (t *tlsSource) poll(now time.Time) bool {
+	changed := false
+	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
+		if p.file != nil && p.file.poll(now) != nil {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// fail records why the files failed to make a TLS configuration, for fileProblems.
+func (t *tlsSource) fail(problem string) {
+	t.mu.Lock()
+	t.problem = problem
+	t.mu.Unlock()
+}
+
+// fileProblems returns, once each, the problems met while re-reading the TLS files.
+func (t *tlsSource) fileProblems() []string {
+	t.mu.Lock()
+	var out []string
+	if t.problem != "" {
+		out = append(out, t.problem)
+		t.problem = ""
+	}
+	t.mu.Unlock()
+	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
+		if p.file != nil {
+			if problem := p.file.takeProblem(); problem != "" {
+				out = append(out, p.field+": "+problem)
+			}
+		}
+	}
+	return out
+}
+
+// keyPairProblem names why tls.X509KeyPair refused a certificate and key, in its own fixed words;
+// anything else is summed up, since an error could quote what it parsed.
+func keyPairProblem(err error) string {
+	msg := err.Error()
+	for _, known := range []string{
+		"private key does not match public key",
+		"failed to find any PEM data in certificate input",
+		"failed to find any PEM data in key input",
+		"failed to find certificate PEM data in certificate input",
+		"failed to find PEM block with type ending in \"PRIVATE KEY\" in key input",
+		"unknown private key type",
+	} {
+		if strings.Contains(msg, known) {
+			return known
+		}
+	}
+	return "they cannot be parsed"
+}
