@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GREMLINS_VERSION="v0.6.0"
-TARGETS=(tokensource.go fastpath.go introspection.go verdict.go cache.go idpclient.go clientauth.go config.go files.go registry.go)
+TARGETS=(tokensource.go fastpath.go introspection.go verdict.go cache.go idpclient.go clientauth.go config.go headers.go tlsconfig.go files.go registry.go)
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/oauthintrospection/gremlins-${GREMLINS_VERSION}"
 if [[ ! -x "$cache/gremlins" ]]; then
