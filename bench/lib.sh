@@ -4,57 +4,15 @@
 #   LIB_TAG    the prefix of its log lines on stderr ("bench" gives "[bench] ...")
 #   KEEP_WORK  non-empty to keep the work directory even after a successful run
 #
-# and gets: logging (say, die), cleanup of the processes it started (PIDS, stop_pid, a trap on
-# EXIT, INT and TERM), the prerequisites (wrk, the IdP's npm packages, the Traefik binary), a work
-# directory, the backend and token minter builds, readiness polling, the plugins-local layout,
+# and gets all of scripts/lib.sh (logging, cleanup of its processes, readiness polling, the
+# plugins-local layout), plus what only the load scripts need: the prerequisites (wrk, the IdP's
+# npm packages, the Traefik binary), a work directory, the backend and token minter builds,
 # Traefik's static configuration, and starting the backend, the IdP and Traefik.
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "${BENCH_DIR}/.." && pwd)"
-MODULE="github.com/tokengate/oauthintrospection"
+# shellcheck source=scripts/lib.sh
+source "${BENCH_DIR}/../scripts/lib.sh" # REPO, MODULE, say, die, cleanup, wait_for, layout_our_plugin
 PASS_MODULE="github.com/tokengate/passthrough"
-
-say() { printf '[%s] %s\n' "${LIB_TAG}" "$*" >&2; }
-die() { say "error: $*"; FAILED=1; exit 1; }
-
-# ---------------------------------------------------------------------------------------------
-# Cleanup: stop what we started (by PID), on exit, error or Ctrl-C.
-
-PIDS=()
-FAILED=""
-stop_pid() { # stop_pid PID: SIGTERM (and SIGCONT), up to 5 s, then SIGKILL
-  local pid=$1 i
-  kill -TERM "${pid}" 2>/dev/null || return 0
-  kill -CONT "${pid}" 2>/dev/null || true # a stopped process gets its SIGTERM only once resumed
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "${pid}" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "${pid}" 2>/dev/null || true
-  wait "${pid}" 2>/dev/null || true
-}
-# untrack_pid PID: forget a child that has exited and been reaped, so that cleanup never signals
-# a process that later got the same PID.
-untrack_pid() {
-  local keep=() p
-  for p in "${PIDS[@]}"; do [[ "${p}" == "$1" ]] || keep+=("${p}"); done
-  PIDS=("${keep[@]}")
-}
-cleanup() {
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${PIDS[@]}"; do stop_pid "${pid}"; done
-  if [[ -n "${WORK:-}" ]]; then
-    if [[ -n "${KEEP_WORK:-}" || -n "${FAILED}" ]]; then
-      say "work directory kept: ${WORK}"
-    else
-      rm -rf "${WORK}"
-    fi
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites.
@@ -97,34 +55,6 @@ setup_common() {
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-# free_port: a TCP port nobody listens on, on 127.0.0.1.
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null || { echo "${p}"; return; }
-  done
-}
-
-# wait_for SECONDS PID WHAT COMMAND...: poll COMMAND until it succeeds; fail if PID dies or time runs out.
-wait_for() {
-  local secs=$1 pid=$2 what=$3
-  shift 3
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "${pid}" 2>/dev/null || die "${what} exited; see the logs in ${WORK}"
-    ((SECONDS < deadline)) || die "${what} not ready after ${secs}s; see the logs in ${WORK}"
-    sleep 0.1
-  done
-}
-
-# http_is CODE URL [curl args...]: the URL answers with status CODE.
-http_is() {
-  local want=$1 url=$2
-  shift 2
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" "${url}")" == "${want}" ]]
-}
-
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -147,23 +77,6 @@ start_idp() {
   (cd "${dir}" && exec "${PIN_LOAD[@]}" env IDP_PORT=0 "$@" node server.js) >>"${WORK}/idp.out" 2>>"${WORK}/idp.log" &
   IDP_PID=$!
   PIDS+=("${IDP_PID}")
-}
-
-# layout_plugin MODULE SRC FILES...: plugins-local/src/MODULE in WORK with copies of FILES from SRC.
-layout_plugin() {
-  local dir="${WORK}/plugins-local/src/$1" src=$2 f
-  shift 2
-  mkdir -p "${dir}"
-  for f in "$@"; do cp "${src}/${f}" "${dir}/"; done
-}
-
-# layout_our_plugin: this repository's plugin (its non-test .go files, go.mod, .traefik.yml).
-layout_our_plugin() {
-  local files=() f
-  for f in "${REPO}"/*.go; do
-    [[ "${f}" == *_test.go ]] || files+=("$(basename "${f}")")
-  done
-  layout_plugin "${MODULE}" "${REPO}" "${files[@]}" go.mod .traefik.yml
 }
 
 # write_static_config FILE WEB_PORT NAME=MODULE...: Traefik's static configuration: one entry point

@@ -22,43 +22,11 @@ TRAEFIK_PING_PORT="${TRAEFIK_PING_PORT:-8082}"
 IDP_PORT="${IDP_PORT:-9090}"
 BACKEND_PORT="${BACKEND_PORT:-9091}"
 DEMO_LOG_LEVEL="${DEMO_LOG_LEVEL:-INFO}"
-MODULE="github.com/tokengate/oauthintrospection"
-
-say() { printf '[demo] %s\n' "$*" >&2; }
-die() { say "error: $*"; DEMO_KEEP=1; exit 1; }
-
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  if ((${#PIDS[@]})); then
-    say "stopping (pids ${PIDS[*]})"
-    for pid in "${PIDS[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "${pid}" 2>/dev/null || true; done
-  fi
-  if [[ -n "${WORK:-}" && -z "${DEMO_WORKDIR:-}" && -z "${DEMO_KEEP:-}" ]]; then
-    rm -rf "${WORK}"
-  elif [[ -n "${WORK:-}" ]]; then
-    say "work directory kept: ${WORK}"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# port_busy PORT: something already listens on 127.0.0.1:PORT.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_for SECONDS PID WHAT COMMAND...: poll COMMAND until it succeeds; fail if PID dies or time runs out.
-wait_for() {
-  local secs=$1 pid=$2 what=$3
-  shift 3
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "${pid}" 2>/dev/null || die "${what} exited; see its log in ${WORK}"
-    ((SECONDS < deadline)) || die "${what} not ready after ${secs}s; see its log in ${WORK}"
-    sleep 0.1
-  done
-}
+LIB_TAG=demo
+# The demo keeps its work directory when it was given one, or when asked.
+[[ -n "${DEMO_WORKDIR:-}" || -n "${DEMO_KEEP:-}" ]] && KEEP_WORK=1
+# shellcheck source=scripts/lib.sh
+source "${REPO}/scripts/lib.sh" # MODULE, say, die, cleanup, wait_for, port_busy, layout_our_plugin
 
 for p in "${TRAEFIK_PORT}" "${TRAEFIK_PING_PORT}" "${IDP_PORT}" "${BACKEND_PORT}"; do
   port_busy "${p}" && die "port ${p} on 127.0.0.1 is in use; set TRAEFIK_PORT, TRAEFIK_PING_PORT, IDP_PORT or BACKEND_PORT"
@@ -83,13 +51,8 @@ if [[ ! -d "${REPO}/e2e/idp/node_modules/oidc-provider" ]]; then
 fi
 
 # 3. The plugin, copied from the working tree (Traefik walks plugins-local: no symlink to the repo).
-PLUGIN_DIR="${WORK}/plugins-local/src/${MODULE}"
 rm -rf "${WORK}/plugins-local"
-mkdir -p "${PLUGIN_DIR}"
-for f in "${REPO}"/*.go; do
-  [[ "${f}" == *_test.go ]] || cp "${f}" "${PLUGIN_DIR}/"
-done
-cp "${REPO}/go.mod" "${REPO}/.traefik.yml" "${PLUGIN_DIR}/"
+layout_our_plugin
 
 # 4. Configuration, with the ports filled in.
 IDP_URL="http://127.0.0.1:${IDP_PORT}"
