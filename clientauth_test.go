@@ -6,8 +6,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
@@ -18,7 +16,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,74 +23,6 @@ import (
 	"testing"
 	"time"
 )
-
-// authIDP records the credentials of each introspection call and answers active.
-type authIDP struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	forms []url.Values
-	auths []string
-}
-
-func newAuthIDP(t *testing.T, tlsConfig *tls.Config) *authIDP {
-	a := &authIDP{}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			t.Errorf("IdP: form: %v", err)
-		}
-		a.mu.Lock()
-		a.forms = append(a.forms, r.PostForm)
-		a.auths = append(a.auths, r.Header.Get("Authorization"))
-		a.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"active":true}`))
-	})
-	if tlsConfig == nil {
-		a.srv = httptest.NewServer(h)
-	} else {
-		a.srv = httptest.NewUnstartedServer(h)
-		a.srv.TLS = tlsConfig
-		a.srv.StartTLS()
-	}
-	t.Cleanup(func() { a.srv.Close() })
-	return a
-}
-
-func (a *authIDP) last(t *testing.T) (url.Values, string) {
-	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.forms) == 0 {
-		t.Fatalf("the IdP was not called")
-	}
-	return a.forms[len(a.forms)-1], a.auths[len(a.auths)-1]
-}
-
-func rsaKeyPEM(t *testing.T) (string, *rsa.PrivateKey) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemOf("PRIVATE KEY", der), key
-}
-
-func ecKeyPEM(t *testing.T) (string, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemOf("EC PRIVATE KEY", der), key
-}
 
 // introspectOnce builds a middleware from cfg and sends one request with a token of its own.
 func introspectOnce(t *testing.T, cfg *Config, token string) int {
@@ -104,7 +33,7 @@ func introspectOnce(t *testing.T, cfg *Config, token string) int {
 }
 
 func TestClientSecretBasic(t *testing.T) {
-	idp := newAuthIDP(t, nil)
+	idp := activeIDP(t)
 	cfg := bearerConfig(idp.srv.URL)
 	cfg.ClientConfig.ClientID = "gate way"
 	cfg.ClientConfig.ClientSecret = "p:a%ss+w/rd"
@@ -112,7 +41,7 @@ func TestClientSecretBasic(t *testing.T) {
 	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
 		t.Fatalf("status = %d", code)
 	}
-	form, auth := idp.last(t)
+	form, auth := idp.lastCall(t)
 	// RFC 6749 section 2.3.1: both parts form-encoded, then joined and base64-encoded. The
 	// configured method wins over a static Authorization header.
 	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("gate+way:p%3Aa%25ss%2Bw%2Frd"))
@@ -124,7 +53,7 @@ func TestClientSecretBasic(t *testing.T) {
 }
 
 func TestClientSecretPost(t *testing.T) {
-	idp := newAuthIDP(t, nil)
+	idp := activeIDP(t)
 	cfg := bearerConfig(idp.srv.URL)
 	cfg.ClientConfig.ClientID = "gateway"
 	cfg.ClientConfig.ClientSecret = "s3cr&t=1"
@@ -132,7 +61,7 @@ func TestClientSecretPost(t *testing.T) {
 	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
 		t.Fatalf("status = %d", code)
 	}
-	form, auth := idp.last(t)
+	form, auth := idp.lastCall(t)
 	expectEqual(t, "client_id", form.Get("client_id"), "gateway")
 	expectEqual(t, "client_secret", form.Get("client_secret"), "s3cr&t=1")
 	expectEqual(t, "Authorization", auth, "")
@@ -167,7 +96,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 	for _, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
-			idp := newAuthIDP(t, nil)
+			idp := activeIDP(t)
 			cfg := bearerConfig(idp.srv.URL + "/introspect")
 			cfg.ClientConfig.ClientID = "rs-jwt"
 			cfg.ClientConfig.AuthMethod = "private_key_jwt"
@@ -187,7 +116,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 				if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
 					t.Fatalf("status = %d", code)
 				}
-				form, auth := idp.last(t)
+				form, auth := idp.lastCall(t)
 				expectEqual(t, "Authorization", auth, "")
 				expectEqual(t, "client_assertion_type", form.Get("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 				header, claims := checkAssertion(t, form.Get("client_assertion"), test.alg, test.verify)
@@ -243,7 +172,7 @@ func TestTLSClientAuthAndNone(t *testing.T) {
 	certPEM, keyPEM, cert := selfSigned(t, "gateway")
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	idp := newAuthIDP(t, &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	idp := newTLSFakeIDP(t, &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}, answerJSON(`{"active":true}`))
 	cfg := bearerConfig(idp.srv.URL)
 	cfg.ClientConfig.ClientID = "gateway"
 	cfg.ClientConfig.AuthMethod = "tls_client_auth"
@@ -251,17 +180,17 @@ func TestTLSClientAuthAndNone(t *testing.T) {
 	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
 		t.Fatalf("tls_client_auth: status = %d", code)
 	}
-	form, auth := idp.last(t)
+	form, auth := idp.lastCall(t)
 	expectEqual(t, "client_id", form.Get("client_id"), "gateway")
 	expectEqual(t, "Authorization", auth, "")
 
-	plain := newAuthIDP(t, nil)
+	plain := activeIDP(t)
 	cfg = bearerConfig(plain.srv.URL)
 	cfg.ClientConfig.AuthMethod = "none"
 	if code := introspectOnce(t, cfg, "t"); code != http.StatusOK {
 		t.Fatalf("none: status = %d", code)
 	}
-	form, auth = plain.last(t)
+	form, auth = plain.lastCall(t)
 	expectEqual(t, "Authorization", auth, "")
 	if len(form) != 1 {
 		t.Errorf("none sends only the token, got %v", form)
@@ -284,7 +213,7 @@ func TestClientSecretFileIsReread(t *testing.T) {
 	}
 	for i, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
-			idp := newAuthIDP(t, nil)
+			idp := activeIDP(t)
 			file := filepath.Join(t.TempDir(), "secret")
 			writeInPlace(t, file, "first-secret\n")
 			cfg := bearerConfig(idp.srv.URL)
@@ -300,7 +229,7 @@ func TestClientSecretFileIsReread(t *testing.T) {
 				req := httptest.NewRequest(http.MethodGet, "/", nil)
 				req.Header.Set("Authorization", "Bearer t")
 				h.ServeHTTP(httptest.NewRecorder(), req)
-				form, _ := idp.last(t)
+				form, _ := idp.lastCall(t)
 				return form.Get("client_secret")
 			}
 			w := h.(*middleware).idp.auth.secret.file
@@ -326,90 +255,6 @@ func checkNow(w *watchedFile) {
 	w.mu.Lock()
 	w.nextCheck = time.Time{}
 	w.mu.Unlock()
-}
-
-// writeInPlace truncates and rewrites the file, keeping its inode.
-func writeInPlace(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeKeepingMtime rewrites the file in place and puts its modification time back.
-func writeKeepingMtime(t *testing.T, path, content string) {
-	t.Helper()
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeInPlace(t, path, content)
-	if err := os.Chtimes(path, info.ModTime(), info.ModTime()); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeByRename writes a new file beside path and renames it over path.
-func writeByRename(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".new"
-	writeInPlace(t, tmp, content)
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestClientAuthConfigErrors(t *testing.T) {
-	rsaPEM, _ := rsaKeyPEM(t)
-	ecPEM, _ := ecKeyPEM(t)
-	dir := t.TempDir()
-	testCases := []struct {
-		desc string
-		cc   ClientConfig
-		want string
-	}{
-		{desc: "basic without a secret", cc: ClientConfig{ClientID: "a"}, want: "clientConfig.clientSecret: required by authMethod client_secret_basic"},
-		{desc: "post without a secret", cc: ClientConfig{ClientID: "a", AuthMethod: "client_secret_post"}, want: "clientConfig.clientSecret: required"},
-		{desc: "secret without a client id", cc: ClientConfig{ClientSecret: "s"}, want: "clientConfig.clientId: required"},
-		{desc: "method without a client id", cc: ClientConfig{AuthMethod: "client_secret_post", ClientSecret: "s"}, want: "clientConfig.clientId: required by authMethod client_secret_post"},
-		{desc: "unknown method", cc: ClientConfig{ClientID: "a", AuthMethod: "client_secret_jwt"}, want: "clientConfig.authMethod: unknown method; known: client_secret_basic"},
-		{desc: "secret and file", cc: ClientConfig{ClientID: "a", ClientSecret: "s", ClientSecretFile: "/x"}, want: "not both"},
-		{desc: "unreadable secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: filepath.Join(dir, "missing")}, want: "clientConfig.clientSecretFile"},
-		{desc: "empty secret file", cc: ClientConfig{ClientID: "a", ClientSecretFile: writeTemp(t, dir, "empty", "\n")}, want: "clientConfig.clientSecretFile: the file holds no secret"},
-		{desc: "jwt without a key", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt"}, want: "clientConfig.privateKey: required"},
-		{desc: "unparseable key", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: "not a key"}, want: "clientConfig.privateKey: no PEM block found"},
-		{desc: "garbage in a PEM block", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: pemOf("PRIVATE KEY", []byte("nope"))}, want: "clientConfig.privateKey: the key cannot be parsed as its PEM block says"},
-		{desc: "unreadable key file", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKeyFile: filepath.Join(dir, "nokey")}, want: "clientConfig.privateKeyFile"},
-		{desc: "RSA key with ES256", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: rsaPEM, SigningAlgorithm: "ES256"}, want: "clientConfig.signingAlgorithm: ES256 does not match the key"},
-		{desc: "EC key with RS256", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: ecPEM, SigningAlgorithm: "RS256"}, want: "clientConfig.signingAlgorithm: RS256 does not match the key"},
-		{desc: "unsupported algorithm", cc: ClientConfig{ClientID: "a", AuthMethod: "private_key_jwt", PrivateKey: ecPEM, SigningAlgorithm: "HS256"}, want: "clientConfig.signingAlgorithm: unsupported algorithm; use RS256 or ES256"},
-		{desc: "mTLS without a certificate", cc: ClientConfig{ClientID: "a", AuthMethod: "tls_client_auth"}, want: "clientConfig.tls.cert: required"},
-	}
-	for _, test := range testCases {
-		t.Run(test.desc, func(t *testing.T) {
-			cfg := bearerConfig("http://127.0.0.1:1/introspect")
-			cc := test.cc
-			cc.URL = cfg.ClientConfig.URL
-			cc.TimeoutSeconds = 1
-			cfg.ClientConfig = cc
-			_, err := New(context.Background(), &upstream{}, cfg, "authcfg@test")
-			if err == nil {
-				t.Fatalf("New accepted the configuration")
-			}
-			if !strings.Contains(err.Error(), test.want) {
-				t.Errorf("error %q does not contain %q", err.Error(), test.want)
-			}
-		})
-	}
-}
-
-func writeTemp(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestSecretsNeverLogged drives a refused client secret and checks that the log names the cause

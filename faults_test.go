@@ -220,41 +220,6 @@ func trickle(w http.ResponseWriter, r *http.Request, _ int) {
 	}
 }
 
-// captureLogs replaces the middleware's log with a buffer and returns a reader of it.
-func captureLogs(m *middleware) func() string {
-	var mu sync.Mutex
-	var b strings.Builder
-	m.logf = func(level, msg string) {
-		mu.Lock()
-		b.WriteString(level + ": " + msg + "\n")
-		mu.Unlock()
-	}
-	return func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return b.String()
-	}
-}
-
-// expectGoroutinesBackTo polls until no more goroutines run than at baseline. Nothing started by
-// the case may outlive it: connections of the middleware's transport, servers, handlers.
-func expectGoroutinesBackTo(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= baseline {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines 5 s after the case, %d before it:\n%s", n, baseline, buf)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestIdPFaults(t *testing.T) {
 	past := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
 	future := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)

@@ -5,15 +5,9 @@ package oauthintrospection
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -39,7 +33,7 @@ func TestPrivateKeyFileIsReread(t *testing.T) {
 		t.Run(test.desc, func(t *testing.T) {
 			pem1, key1 := rsaKeyPEM(t)
 			pem2, key2 := rsaKeyPEM(t)
-			idp := newAuthIDP(t, nil)
+			idp := activeIDP(t)
 			keyFile := filepath.Join(t.TempDir(), "key.pem")
 			writeInPlace(t, keyFile, pem1)
 			cfg := bearerConfig(idp.srv.URL)
@@ -59,7 +53,7 @@ func TestPrivateKeyFileIsReread(t *testing.T) {
 				req := httptest.NewRequest(http.MethodGet, "/", nil)
 				req.Header.Set("Authorization", "Bearer t")
 				h.ServeHTTP(httptest.NewRecorder(), req)
-				form, _ := idp.last(t)
+				form, _ := idp.lastCall(t)
 				ok := true
 				checkAssertion(t, form.Get("client_assertion"), "RS256", func(digest, sig []byte) bool {
 					ok = rsa.VerifyPKCS1v15(&key.PublicKey, crypto.SHA256, digest, sig) == nil
@@ -180,70 +174,6 @@ func TestTLSFilesAreReread(t *testing.T) {
 		t.Fatalf("after the CA file was rotated: status %d, want 200", code)
 	}
 	expectEqual(t, "client certificate after rotation", lastPresented(), "client-two")
-}
-
-// testCA is a self-signed certificate that can sign leaves, with its key.
-type testCA struct {
-	cert            *x509.Certificate
-	key             *ecdsa.PrivateKey
-	certPEM, keyPEM string
-}
-
-func newTestCA(t *testing.T, cn string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, certPEM: pemOf("CERTIFICATE", der), keyPEM: pemOf("PRIVATE KEY", keyDER)}
-}
-
-// leaf returns a server certificate for host (an IP address or DNS names), signed by ca.
-func (ca *testCA) leaf(t *testing.T, host string, dnsNames ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "idp"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     dnsNames,
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}
 }
 
 // TestWatchedFileAfterSameContentRename: a rename that brings the same content changes which file

@@ -4,15 +4,9 @@ package oauthintrospection
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,41 +17,6 @@ import (
 	"testing"
 	"time"
 )
-
-// serve builds a middleware from cfg around a recording upstream and sends one request with token.
-func serve(t *testing.T, cfg *Config, token string) (*httptest.ResponseRecorder, *upstream) {
-	t.Helper()
-	up := &upstream{}
-	h, err := New(context.Background(), up, cfg, "idpclient@test")
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	req := httptest.NewRequest(http.MethodGet, "/api", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec, up
-}
-
-func bearerConfig(url string) *Config {
-	cfg := CreateConfig()
-	cfg.TokenSource.Header = "Authorization"
-	cfg.TokenSource.HeaderAuthScheme = "Bearer"
-	cfg.ClientConfig.URL = url
-	cfg.ClientConfig.TimeoutSeconds = 1
-	return cfg
-}
-
-func activeHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"active":true}`)
-	})
-}
-
-func pemOf(typ string, der []byte) string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
-}
 
 func TestTLSTrust(t *testing.T) {
 	srv := httptest.NewTLSServer(activeHandler())
@@ -87,36 +46,6 @@ func TestTLSTrust(t *testing.T) {
 			}
 		})
 	}
-}
-
-// selfSigned makes a certificate and key for mutual TLS tests.
-func selfSigned(t *testing.T, cn string) (certPEM, keyPEM string, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err = x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER), cert
 }
 
 func TestTLSClientCertificate(t *testing.T) {

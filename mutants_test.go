@@ -333,69 +333,6 @@ func TestEndlessAnswerIsCut(t *testing.T) {
 	}
 }
 
-// TestConfigRangeLimits pins the limits of every numeric option, at and past each edge.
-func TestConfigRangeLimits(t *testing.T) {
-	for _, test := range []struct {
-		field string
-		set   func(c *Config, v int)
-		ok    []int
-		bad   []int
-	}{
-		{"clientConfig.timeoutSeconds", func(c *Config, v int) { c.ClientConfig.TimeoutSeconds = v }, []int{0, 1, 300}, []int{-1, 301}},
-		{"clientConfig.maxRetries", func(c *Config, v int) { c.ClientConfig.MaxRetries = v }, []int{0, 10}, []int{-1, 11}},
-		{"cache.ttlSeconds", func(c *Config, v int) { c.Cache.TTLSeconds = v }, []int{0, 86400}, []int{-1, 86401}},
-		{"cache.negativeTtlSeconds", func(c *Config, v int) { c.Cache.NegativeTTLSeconds = v }, []int{0, 86400}, []int{-1, 86401}},
-		{"cache.staleIfErrorSeconds", func(c *Config, v int) { c.Cache.StaleIfErrorSeconds = v }, []int{0, 86400}, []int{-1, 86401}},
-		{"cache.maxEntries", func(c *Config, v int) { c.Cache.MaxEntries = v }, []int{0, 1, 1000000}, []int{-1, 1000001}},
-		{"cache.maxBytes", func(c *Config, v int) { c.Cache.MaxBytes = v }, []int{0, 1, 64 << 30}, []int{-1, 64<<30 + 1}},
-		{"tokenSource.maxLength", func(c *Config, v int) { c.TokenSource.MaxLength = v }, []int{0, 1, 1 << 20}, []int{-1}},
-	} {
-		t.Run(test.field, func(t *testing.T) {
-			for _, v := range test.ok {
-				cfg := bearerConfig("http://127.0.0.1:1/")
-				test.set(cfg, v)
-				if _, err := compile(cfg); err != nil {
-					t.Errorf("%s %d refused: %v", test.field, v, err)
-				}
-			}
-			for _, v := range test.bad {
-				cfg := bearerConfig("http://127.0.0.1:1/")
-				test.set(cfg, v)
-				if _, err := compile(cfg); err == nil || !strings.HasPrefix(err.Error(), test.field+":") {
-					t.Errorf("%s %d: error %v, want one naming %s", test.field, v, err, test.field)
-				}
-			}
-		})
-	}
-	s, err := compile(bearerConfig("http://127.0.0.1:1/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.cache.MaxEntries != 10000 || s.cache.TTLSeconds != 30 || s.client.maxRetries != 3 || s.cache.MaxBytes != 32<<20 {
-		t.Errorf("defaults: maxEntries %d, ttlSeconds %d, maxRetries %d, maxBytes %d", s.cache.MaxEntries, s.cache.TTLSeconds, s.client.maxRetries, s.cache.MaxBytes)
-	}
-	cfg := bearerConfig("http://127.0.0.1:1/")
-	cfg.ClientConfig.TimeoutSeconds = 0
-	cfg.TokenSource.MaxLength = 0
-	if s, err = compile(cfg); err != nil || s.client.timeout != 5*time.Second || s.source.maxLen != 4096 {
-		t.Errorf("zero values: %v, timeout %v, maxLength %d; want 5s and 4096", err, s.client.timeout, s.source.maxLen)
-	}
-}
-
-// TestHeaderNameCharacters pins the RFC 9110 section 5.6.2 token characters at every edge.
-func TestHeaderNameCharacters(t *testing.T) {
-	for c := 0; c < 256; c++ {
-		b := byte(c)
-		want := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
-		if got := isTokenChar(b); got != want {
-			t.Errorf("isTokenChar(%q) = %v, want %v", b, got, want)
-		}
-	}
-	if validHeaderName("") || !validHeaderName("X-Ok") || validHeaderName("X Ok") || validHeaderName("X-Ok\x7f") {
-		t.Errorf("validHeaderName misjudges a name")
-	}
-}
-
 // jsonNumber is a JSON number as decodeAnswer hands it over.
 func jsonNumber(s string) any {
 	return json.Number(s)
@@ -466,7 +403,7 @@ func TestCacheEvictionPassesRemovedSlots(t *testing.T) {
 // keeps the last good one, and the ERROR line names the option; nothing is logged while it is fine.
 func TestFileProblemsAreLogged(t *testing.T) {
 	t.Run("clientSecretFile", func(t *testing.T) {
-		idp := newAuthIDP(t, nil)
+		idp := activeIDP(t)
 		file := writeTemp(t, t.TempDir(), "secret", "good-secret\n")
 		cfg := bearerConfig(idp.srv.URL)
 		cfg.ClientConfig.ClientID = "gw"
@@ -535,13 +472,6 @@ func TestFileProblemsAreLogged(t *testing.T) {
 			t.Errorf("the vanished CA file was not logged:\n%s", logs())
 		}
 	})
-}
-
-// rig serves req with m and returns the recorder.
-func rig(m *middleware, req *http.Request) *httptest.ResponseRecorder {
-	rec := httptest.NewRecorder()
-	m.ServeHTTP(rec, req)
-	return rec
 }
 
 // TestReadLimitedAtTheLimit: a file of exactly the limit is read whole; one byte more is refused.

@@ -187,7 +187,7 @@ func TestSecretFileReadsSafely(t *testing.T) {
 	}
 
 	// The same files put in place of a good one while Traefik runs: the last secret stays.
-	idp := newAuthIDP(t, nil)
+	idp := activeIDP(t)
 	file := writeTemp(t, dir, "secret", "good-secret\n")
 	cfg := bearerConfig(idp.srv.URL)
 	cfg.ClientConfig.ClientID = "gw"
@@ -217,7 +217,7 @@ func TestSecretFileReadsSafely(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("a request blocked on the replaced secret file")
 		}
-		form, _ := idp.last(t)
+		form, _ := idp.lastCall(t)
 		expectEqual(t, "secret sent", form.Get("client_secret"), "good-secret")
 	}
 	out := logs()
@@ -319,81 +319,6 @@ func TestHalfWrittenSecretIsNeverTaken(t *testing.T) {
 	t.Logf("%d polls, %d changes taken", polls, taken)
 	if taken < 3 {
 		t.Errorf("only %d changes taken in 2 s of rewrites: the test did not exercise the reader", taken)
-	}
-}
-
-// TestClientAuthenticationRefusals: two client authentications in one request (RFC 6749 section
-// 2.3), and mutual TLS without TLS, are refused; a credential sent in clear text to another host
-// gets one ERROR line when the configuration is built, and none on a reload.
-func TestClientAuthenticationRefusals(t *testing.T) {
-	keyPEM := mustECPEM(t)
-	ca := newTestCA(t, "client")
-	for _, test := range []struct {
-		desc string
-		cc   ClientConfig
-		want string
-	}{
-		{desc: "client_secret_post and an Authorization header", cc: ClientConfig{URL: "https://idp/x", ClientID: "gw", ClientSecret: "s", AuthMethod: "client_secret_post", Headers: map[string]string{"Authorization": "Basic eDp5"}}, want: "clientConfig.authMethod: client_secret_post and an Authorization header"},
-		{desc: "private_key_jwt and an Authorization header", cc: ClientConfig{URL: "https://idp/x", ClientID: "gw", PrivateKey: keyPEM, AuthMethod: "private_key_jwt", Headers: map[string]string{"authorization": "Basic eDp5"}}, want: "clientConfig.authMethod: private_key_jwt and an Authorization header"},
-		{desc: "tls_client_auth and an Authorization header", cc: ClientConfig{URL: "https://idp/x", ClientID: "gw", AuthMethod: "tls_client_auth", TLS: TLSConfig{Cert: ca.certPEM, Key: ca.keyPEM}, Headers: map[string]string{"Authorization": "Basic eDp5"}}, want: "clientConfig.authMethod: tls_client_auth and an Authorization header"},
-		{desc: "tls_client_auth over http", cc: ClientConfig{URL: "http://idp/x", ClientID: "gw", AuthMethod: "tls_client_auth", TLS: TLSConfig{Cert: ca.certPEM, Key: ca.keyPEM}}, want: "clientConfig.authMethod: tls_client_auth needs an https clientConfig.url"},
-	} {
-		t.Run(test.desc, func(t *testing.T) {
-			cfg := bearerConfig("")
-			cfg.ClientConfig = test.cc
-			if _, err := New(context.Background(), &upstream{}, cfg, "refused@test"); err == nil || !strings.HasPrefix(err.Error(), test.want) {
-				t.Errorf("error %v, want %q", err, test.want)
-			}
-		})
-	}
-	for _, test := range []struct {
-		desc string
-		cc   ClientConfig
-		warn bool
-	}{
-		{desc: "basic to another host over http", cc: ClientConfig{URL: "http://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}, warn: true},
-		{desc: "post to another host over http", cc: ClientConfig{URL: "http://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value", AuthMethod: "client_secret_post"}, warn: true},
-		{desc: "an Authorization header to another host over http", cc: ClientConfig{URL: "http://10.0.0.1/x", Headers: map[string]string{"Authorization": "Basic eDp5"}}, warn: true},
-		{desc: "private_key_jwt to another host over http", cc: ClientConfig{URL: "http://idp.example/x", ClientID: "gw", PrivateKey: keyPEM, AuthMethod: "private_key_jwt"}, warn: true},
-		{desc: "basic over HTTP in capitals", cc: ClientConfig{URL: "HTTP://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}, warn: true},
-		{desc: "an API key header over http", cc: ClientConfig{URL: "http://idp.example/x", Headers: map[string]string{"X-Api-Key": "eDp5"}}, warn: true},
-		{desc: "a harmless header over http", cc: ClientConfig{URL: "http://idp.example/x", Headers: map[string]string{"X-Tenant": "t1"}}},
-		{desc: "basic over https", cc: ClientConfig{URL: "https://idp.example/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}},
-		{desc: "basic to loopback over http", cc: ClientConfig{URL: "http://127.0.0.1:9/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}},
-		{desc: "basic to localhost over http", cc: ClientConfig{URL: "http://localhost:9/x", ClientID: "gw", ClientSecret: "cleartext-secret-value"}},
-		{desc: "none over http", cc: ClientConfig{URL: "http://idp.example/x", AuthMethod: "none"}},
-	} {
-		t.Run(test.desc, func(t *testing.T) {
-			name := "cleartext-" + test.desc + "@test"
-			var out bytes.Buffer
-			var mu sync.Mutex
-			build := func() {
-				cfg := bearerConfig("")
-				cfg.ClientConfig = test.cc
-				cfg.ClientConfig.TimeoutSeconds = 1
-				h, err := New(context.Background(), &upstream{}, cfg, name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = h
-			}
-			// The first New makes the shared state, whose logger writes to the standard
-			// logger's writer of that moment.
-			withLogger(name, &lockedWriter{mu: &mu, w: &out}, func() {
-				build()
-				build() // a reload: the state exists, nothing is logged again
-			})
-			mu.Lock()
-			got := out.String()
-			mu.Unlock()
-			warned := strings.Contains(got, "clear text")
-			if warned != test.warn || strings.Count(got, "\n") > 1 {
-				t.Errorf("warned %v, want %v; log:\n%s", warned, test.warn, got)
-			}
-			if strings.Contains(got, "eDp5") || strings.Contains(got, "cleartext-secret-value") {
-				t.Errorf("the warning quotes a credential:\n%s", got)
-			}
-		})
 	}
 }
 

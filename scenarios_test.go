@@ -12,124 +12,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
-
-// builder makes a handler from provider options, the way Traefik does, in one of the two modes.
-// logs returns what the handler logged so far.
-type builder func(t *testing.T, next http.Handler, options map[string]any, name string) (h http.Handler, logs func() string, err error)
-
-// fakeIDP is an introspection endpoint whose answers a scenario scripts. It records what it got.
-type fakeIDP struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	calls  int
-	last   *http.Request
-	form   url.Values
-	answer func(w http.ResponseWriter, r *http.Request, call int)
-}
-
-func newFakeIDP(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, call int)) *fakeIDP {
-	f := &fakeIDP{answer: answer}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			t.Errorf("IdP: parsing form: %v", err)
-		}
-		f.mu.Lock()
-		f.calls++
-		call := f.calls
-		f.last = r
-		f.form = r.PostForm
-		f.mu.Unlock()
-		f.answer(w, r, call)
-	}))
-	t.Cleanup(func() { f.srv.Close() }) // Yaegi v0.16.1 cannot pass a method value of a compiled type
-	return f
-}
-
-func (f *fakeIDP) snapshot() (int, *http.Request, url.Values) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls, f.last, f.form
-}
-
-// answerJSON returns an IdP answer with the given body and a JSON content type.
-func answerJSON(body string) func(w http.ResponseWriter, r *http.Request, call int) {
-	return func(w http.ResponseWriter, _ *http.Request, _ int) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-func answerStatus(status int) func(w http.ResponseWriter, r *http.Request, call int) {
-	return func(w http.ResponseWriter, _ *http.Request, _ int) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, `{"error":"server_error","error_description":"idp-internal-detail"}`)
-	}
-}
-
-// futureExp is an exp one hour ahead, as JSON text.
-func futureExp() string { return fmt.Sprint(time.Now().Add(time.Hour).Unix()) }
-
-// hubOptions is the Traefik Hub manifest of the README, as the file provider hands it over: every
-// scalar a string.
-func hubOptions(idpURL string) map[string]any {
-	return map[string]any{
-		"tokenSource": map[string]any{"header": "Authorization", "headerAuthScheme": "Bearer"},
-		"clientConfig": map[string]any{
-			"url":            idpURL,
-			"headers":        map[string]any{"Authorization": "Basic ZXhhbXBsZTpleGFtcGxl"},
-			"tokenTypeHint":  "access_token",
-			"timeoutSeconds": "2",
-			"maxRetries":     "2",
-		},
-		"forwardHeaders": map[string]any{"Group": "grp", "Expires-At": "exp"},
-		"claims":         "Equals(`grp`, `admin`)",
-	}
-}
-
-// with returns a copy of options with the dotted key set to v (a nil v deletes it).
-func with(options map[string]any, key string, v any) map[string]any {
-	out := copyOptions(options)
-	parts := strings.Split(key, ".")
-	m := out
-	for _, p := range parts[:len(parts)-1] {
-		sub, ok := m[p].(map[string]any)
-		if !ok {
-			sub = map[string]any{}
-			m[p] = sub
-		}
-		m = sub
-	}
-	if v == nil {
-		delete(m, parts[len(parts)-1])
-	} else {
-		m[parts[len(parts)-1]] = v
-	}
-	return out
-}
-
-func copyOptions(in map[string]any) map[string]any {
-	out := make(map[string]any, len(in))
-	for k, v := range in {
-		if sub, ok := v.(map[string]any); ok {
-			out[k] = copyOptions(sub)
-		} else {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// upstream records the request that reached the protected service.
-type upstream struct {
-	mu   sync.Mutex
-	req  *http.Request
-	hits int
-}
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
@@ -137,19 +21,6 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.hits++
 	u.mu.Unlock()
 	_, _ = io.WriteString(w, "upstream ok")
-}
-
-func (u *upstream) reset() {
-	u.mu.Lock()
-	u.req = nil
-	u.hits = 0
-	u.mu.Unlock()
-}
-
-func (u *upstream) seen() (*http.Request, int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.req, u.hits
 }
 
 type scenario struct {
@@ -494,50 +365,6 @@ func fourHeaders(u string) map[string]any {
 	return with(o, "forwardHeaders", map[string]any{"X-Role": "role", "X-User": "sub", "X-Team": "team", "X-Mail": "mail"})
 }
 
-func bearer(tok string) func(*http.Request) { return header("Authorization", "Bearer "+tok) }
-
-func header(k, v string) func(*http.Request) {
-	return func(r *http.Request) { r.Header.Add(k, v) }
-}
-
-func combine(fs ...func(*http.Request)) func(*http.Request) {
-	return func(r *http.Request) {
-		for _, f := range fs {
-			f(r)
-		}
-	}
-}
-
-func failFirst(n, status int, body string) func(w http.ResponseWriter, r *http.Request, call int) {
-	return func(w http.ResponseWriter, r *http.Request, call int) {
-		if call <= n {
-			w.WriteHeader(status)
-			return
-		}
-		answerJSON(body)(w, r, call)
-	}
-}
-
-func redirectTo(path string) func(w http.ResponseWriter, r *http.Request, call int) {
-	return func(w http.ResponseWriter, r *http.Request, _ int) {
-		http.Redirect(w, r, path, http.StatusFound)
-	}
-}
-
-func answerWithType(contentType, body string) func(w http.ResponseWriter, r *http.Request, call int) {
-	return func(w http.ResponseWriter, _ *http.Request, _ int) {
-		w.Header().Set("Content-Type", contentType)
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-func expectEqual(t *testing.T, what, got, want string) {
-	t.Helper()
-	if got != want {
-		t.Errorf("%s = %q, want %q", what, got, want)
-	}
-}
-
 // absent, as a wantUpstream value, means that the header must not reach the upstream at all; ""
 // means that it arrives with an empty value.
 const absent = "\x00absent"
@@ -628,83 +455,6 @@ func checkAnswer(t *testing.T, sc scenario, rec *httptest.ResponseRecorder, up *
 		user = seen.URL.User.Username()
 	}
 	expectEqual(t, "URL user", user, sc.wantUser)
-}
-
-// expectUpstream checks the headers the upstream saw against want (see absent). Names are looked
-// up as they are written in want, so that a spelling net/http would not produce can be checked too.
-func expectUpstream(t *testing.T, got http.Header, want map[string]string) {
-	t.Helper()
-	for k, w := range want {
-		vals, present := got[k]
-		switch {
-		case w == absent && present:
-			t.Errorf("upstream header %s = %q, want it absent", k, vals)
-		case w != absent && !present:
-			t.Errorf("upstream header %s is absent, want %q", k, w)
-		case w != absent && strings.Join(vals, ",") != w:
-			t.Errorf("upstream header %s = %q, want %q", k, strings.Join(vals, ","), w)
-		}
-	}
-}
-
-// configErrorCases are configurations New must refuse, with the field the error must name.
-func configErrorCases() []struct {
-	desc    string
-	options map[string]any
-	want    string
-} {
-	base := hubOptions("http://127.0.0.1:1/introspect")
-	return []struct {
-		desc    string
-		options map[string]any
-		want    string
-	}{
-		{"missing url", with(base, "clientConfig.url", nil), "clientConfig.url: required"},
-		{"relative url", with(base, "clientConfig.url", "/introspect"), "clientConfig.url: scheme must be http or https"},
-		{"ftp url", with(base, "clientConfig.url", "ftp://idp/introspect"), "clientConfig.url: scheme must be http or https"},
-		{"url without host", with(base, "clientConfig.url", "http:///introspect"), "clientConfig.url: missing host"},
-		{"no token source", with(base, "tokenSource", map[string]any{}), "tokenSource: at least one of header, query or cookie is required"},
-		{"scheme without header", with(base, "tokenSource", map[string]any{"headerAuthScheme": "Bearer", "query": "t"}), "tokenSource.headerAuthScheme: requires tokenSource.header"},
-		{"bad header name", with(base, "tokenSource.header", "Auth orization"), "tokenSource.header: not a valid header name"},
-		{"negative maxLength", with(base, "tokenSource.maxLength", "-1"), "tokenSource.maxLength"},
-		{"query name of blanks", with(base, "tokenSource.query", " "), "tokenSource.query: not a usable parameter name"},
-		{"query name that a NUL cuts to nothing", with(base, "tokenSource.query", "\x00x"), "tokenSource.query: not a usable parameter name"},
-		{"query name with a separator", with(base, "tokenSource.query", "a=b"), "tokenSource.query: not a usable parameter name"},
-		{"bad claims", with(base, "claims", "Equals(`grp`, `admin`) ||"), "claims: offset"},
-		{"unknown claims function", with(base, "claims", "Equal(`grp`, `admin`)"), "claims: offset 0"},
-		{"bad forwardHeaders path", with(base, "forwardHeaders", map[string]any{"X-A": "a..b"}), "forwardHeaders.X-A"},
-		{"bad forwardHeaders name", with(base, "forwardHeaders", map[string]any{"X A": "a"}), "forwardHeaders: a name is not a valid header name"},
-		{"forwardHeaders twins", with(base, "forwardHeaders", map[string]any{"X-User": "sub", "X_user": "name"}), "forwardHeaders.X_user: names the same header as X-User"},
-		{"forwardHeaders in two casings", with(base, "forwardHeaders", map[string]any{"X-User": "sub", "x-user": "name"}), "forwardHeaders.x-user: names the same header as X-User"},
-		{"forwardHeaders over the token's header", with(base, "forwardHeaders", map[string]any{"Authorization": "sub"}), "forwardHeaders.Authorization: is where the token comes from"},
-		{"forwardHeaders over the token's cookie", with(with(base, "tokenSource.cookie", "session"), "forwardHeaders", map[string]any{"Cookie": "sub"}), "forwardHeaders.Cookie: is where the token comes from"},
-		{"negative cache.maxBytes", with(base, "cache.maxBytes", "-1"), "cache.maxBytes: must be between 0 and"},
-		{"bad usernameClaim", with(base, "usernameClaim", "."), "usernameClaim"},
-		{"negative timeout", with(base, "clientConfig.timeoutSeconds", "-1"), "clientConfig.timeoutSeconds"},
-		{"huge timeout", with(base, "clientConfig.timeoutSeconds", "100000"), "clientConfig.timeoutSeconds"},
-		{"too many retries", with(base, "clientConfig.maxRetries", "99"), "clientConfig.maxRetries"},
-		{"bad template", with(base, "clientConfig.headers", map[string]any{"X-A": "{{ .Request.URL.Path "}), "clientConfig.headers.X-A: not a valid Go template"},
-		{"header value with newline", with(base, "clientConfig.headers", map[string]any{"X-A": "a\nb"}), "clientConfig.headers.X-A"},
-		{"unreadable CA", with(base, "clientConfig.tls", map[string]any{"ca": "/nonexistent/ca.pem"}), "clientConfig.tls.ca"},
-		{"CA without certificate", with(base, "clientConfig.tls", map[string]any{"ca": "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"}), "clientConfig.tls.ca: no PEM certificate found"},
-		{"cert without key", with(base, "clientConfig.tls", map[string]any{"cert": "/nonexistent/cert.pem"}), "clientConfig.tls: cert and key must be set together"},
-		{"not a number (Traefik's decoder names the field)", with(base, "clientConfig.timeoutSeconds", "five"), "ClientConfig.TimeoutSeconds"},
-	}
-}
-
-func runConfigErrors(t *testing.T, build builder) {
-	for _, test := range configErrorCases() {
-		test := test
-		t.Run(test.desc, func(t *testing.T) {
-			h, _, err := build(t, &upstream{}, test.options, "bad@test")
-			if err == nil {
-				t.Fatalf("New accepted the configuration (handler %T)", h)
-			}
-			if !strings.Contains(err.Error(), test.want) {
-				t.Errorf("error %q does not contain %q", err.Error(), test.want)
-			}
-		})
-	}
 }
 
 // decodeJSONOptions turns a JSON document into provider options, as the Kubernetes CRD path does.
