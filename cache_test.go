@@ -11,71 +11,9 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// cacheRig is one middleware in front of a fake IdP that counts its calls, built as Traefik builds
-// it: one handler for each of two routers, and a third from a second New with the same
-// configuration, as a reload gives. Requests take turns through the three handlers.
-type cacheRig struct {
-	idp      *fakeIDP
-	up       *upstream
-	m        *middleware   // the first handler
-	handlers []*middleware // the two routers' handlers, then the reload's
-	turn     atomic.Int64
-}
-
-func newCacheRig(t *testing.T, name string, answer func(w http.ResponseWriter, r *http.Request, call int), tune func(*Config)) *cacheRig {
-	t.Helper()
-	idp := newFakeIDP(t, answer)
-	newConfig := func() *Config {
-		cfg := bearerConfig(idp.srv.URL)
-		cfg.ClientConfig.TimeoutSeconds = 5
-		cfg.ForwardHeaders = map[string]string{"Group": "grp"}
-		if tune != nil {
-			tune(cfg)
-		}
-		return cfg
-	}
-	rig := &cacheRig{idp: idp, up: &upstream{}}
-	for i := 0; i < 3; i++ {
-		h, err := New(context.Background(), rig.up, newConfig(), name)
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		m := h.(*middleware)
-		if i > 0 && (m.settings != rig.m.settings || m.cache != rig.m.cache) {
-			t.Fatalf("handler %d of one middleware runs on settings or a cache of its own", i)
-		}
-		if i == 0 {
-			rig.m = m
-		}
-		rig.handlers = append(rig.handlers, m)
-	}
-	return rig
-}
-
-// do sends a request with token through the next handler in turn.
-func (r *cacheRig) do(token string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, "/api", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	return r.send(req)
-}
-
-// send sends req through the next handler in turn.
-func (r *cacheRig) send(req *http.Request) *httptest.ResponseRecorder {
-	rec := httptest.NewRecorder()
-	r.ServeHTTP(rec, req)
-	return rec
-}
-
-// ServeHTTP serves req through the next handler in turn.
-func (r *cacheRig) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	h := r.handlers[int(r.turn.Add(1)-1)%len(r.handlers)]
-	h.ServeHTTP(w, req)
-}
 
 // storeVerdict caches v under key as the leader of a miss would, decided at now.
 func storeVerdict(c *verdictCache, key cacheKey, v *verdict, now int64) {
@@ -88,11 +26,6 @@ func cacheLen(c *verdictCache) int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
-}
-
-func (r *cacheRig) calls() int {
-	n, _, _ := r.idp.snapshot()
-	return n
 }
 
 func TestCacheHitSkipsTheIdP(t *testing.T) {
@@ -502,7 +435,7 @@ func TestLeaderPanicReleasesWaiters(t *testing.T) {
 	go func() {
 		req := httptest.NewRequest(http.MethodGet, "/api", nil).WithContext(ctx)
 		req.Header.Set("Authorization", "Bearer tok")
-		waiter <- rig.send(req).Code
+		waiter <- send(rig, req).Code
 	}()
 	waitFor(t, 10*time.Second, "a waiter", func() bool { return p.waiters.Load() == 1 })
 	close(release)

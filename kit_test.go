@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -272,11 +273,7 @@ func serve(t *testing.T, cfg *Config, token string) (*httptest.ResponseRecorder,
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	req := httptest.NewRequest(http.MethodGet, "/api", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec, up
+	return send(h, bearerRequest(token)), up
 }
 
 func bearerConfig(url string) *Config {
@@ -471,9 +468,75 @@ func expectGoroutinesBackTo(t *testing.T, baseline int) {
 	}
 }
 
-// rig serves req with m and returns the recorder.
-func rig(m *middleware, req *http.Request) *httptest.ResponseRecorder {
+// bearerRequest is a GET /api carrying token as a Bearer credential ("" sends none).
+func bearerRequest(token string) *http.Request {
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+// send serves req through h and returns what h answered.
+func send(h http.Handler, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	m.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// cacheRig is one middleware in front of a fake IdP that counts its calls, built as Traefik builds
+// it: one handler for each of two routers, and a third from a second New with the same
+// configuration, as a reload gives. Requests take turns through the three handlers.
+type cacheRig struct {
+	idp      *fakeIDP
+	up       *upstream
+	m        *middleware   // the first handler
+	handlers []*middleware // the two routers' handlers, then the reload's
+	turn     atomic.Int64
+}
+
+func newCacheRig(t *testing.T, name string, answer func(w http.ResponseWriter, r *http.Request, call int), tune func(*Config)) *cacheRig {
+	t.Helper()
+	idp := newFakeIDP(t, answer)
+	newConfig := func() *Config {
+		cfg := bearerConfig(idp.srv.URL)
+		cfg.ClientConfig.TimeoutSeconds = 5
+		cfg.ForwardHeaders = map[string]string{"Group": "grp"}
+		if tune != nil {
+			tune(cfg)
+		}
+		return cfg
+	}
+	rig := &cacheRig{idp: idp, up: &upstream{}}
+	for i := 0; i < 3; i++ {
+		h, err := New(context.Background(), rig.up, newConfig(), name)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		m := h.(*middleware)
+		if i > 0 && (m.settings != rig.m.settings || m.cache != rig.m.cache) {
+			t.Fatalf("handler %d of one middleware runs on settings or a cache of its own", i)
+		}
+		if i == 0 {
+			rig.m = m
+		}
+		rig.handlers = append(rig.handlers, m)
+	}
+	return rig
+}
+
+// do sends a request with token through the next handler in turn.
+func (r *cacheRig) do(token string) *httptest.ResponseRecorder {
+	return send(r, bearerRequest(token))
+}
+
+// ServeHTTP serves req through the next handler in turn.
+func (r *cacheRig) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	h := r.handlers[int(r.turn.Add(1)-1)%len(r.handlers)]
+	h.ServeHTTP(w, req)
+}
+
+func (r *cacheRig) calls() int {
+	n, _, _ := r.idp.snapshot()
+	return n
 }

@@ -84,12 +84,7 @@ func TestConcurrentServeAndReload(t *testing.T) {
 		}
 	}()
 	do := func(h http.Handler, token string) int {
-		req := httptest.NewRequest(http.MethodGet, "/api", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		rec := send(h, bearerRequest(token))
 		return rec.Code
 	}
 	// request j of worker w: the token and the only acceptable answer. Tokens of the same round are

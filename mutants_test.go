@@ -37,7 +37,7 @@ func TestCacheKeyWithTemplatedHeaders(t *testing.T) {
 	get := func(token, path string) int {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
-		return rig.send(req).Code
+		return send(rig, req).Code
 	}
 	for _, step := range []struct {
 		token, path string
@@ -296,7 +296,7 @@ func TestSchemeOfTheSameLength(t *testing.T) {
 		}
 		req = httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("Authorization", value)
-		expectStatus(t, rig.send(req), http.StatusUnauthorized)
+		expectStatus(t, send(rig, req), http.StatusUnauthorized)
 	}
 	if rig.calls() != 1 {
 		t.Errorf("IdP calls = %d, want 1", rig.calls())
@@ -418,7 +418,7 @@ func TestFileProblemsAreLogged(t *testing.T) {
 		call := func() {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			req.Header.Set("Authorization", "Bearer t")
-			expectStatus(t, rig(m, req), http.StatusOK)
+			expectStatus(t, send(m, req), http.StatusOK)
 		}
 		checkNow(m.idp.auth.secret.file)
 		call()
@@ -450,7 +450,7 @@ func TestFileProblemsAreLogged(t *testing.T) {
 		call := func() {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			req.Header.Set("Authorization", "Bearer t")
-			expectStatus(t, rig(m, req), http.StatusOK)
+			expectStatus(t, send(m, req), http.StatusOK)
 		}
 		checkNow(m.idp.tls.ca.file)
 		call()
@@ -557,7 +557,7 @@ func TestIdPConnectionsAreReused(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("Authorization", "Bearer t")
-		expectStatus(t, rig(h.(*middleware), req), http.StatusOK)
+		expectStatus(t, send(h.(*middleware), req), http.StatusOK)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -621,7 +621,7 @@ func TestPeerClosingIsLoggedByKind(t *testing.T) {
 	logs := captureLogs(h.(*middleware))
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Header.Set("Authorization", "Bearer t")
-	expectStatus(t, rig(h.(*middleware), req), http.StatusServiceUnavailable)
+	expectStatus(t, send(h.(*middleware), req), http.StatusServiceUnavailable)
 	if !strings.Contains(logs(), "request failed: connection closed by the endpoint") {
 		t.Errorf("the log does not name the kind:\n%s", logs())
 	}

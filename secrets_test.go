@@ -209,7 +209,7 @@ func TestSecretFileReadsSafely(t *testing.T) {
 		go func() {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			req.Header.Set("Authorization", "Bearer t")
-			done <- rig(m, req).Code
+			done <- send(m, req).Code
 		}()
 		select {
 		case code := <-done:

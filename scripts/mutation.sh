@@ -8,12 +8,15 @@
 # conditions of switch cases, constants: Go's coverage profile does not cover them), and prints
 # killed/lived per file, leaving out the mutants docs/mutation.md lists as equivalent.
 #
-# Environment: MUTATION_OUT (default: a temp dir) keeps gremlins' JSON results.
+# Environment: MUTATION_OUT (default: a temp dir) keeps gremlins' JSON results; MUTATION_FILES
+# (space-separated) mutates only those of the targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GREMLINS_VERSION="v0.6.0"
-TARGETS=(tokensource.go fastpath.go introspection.go verdict.go cache.go idpclient.go clientauth.go config.go headers.go tlsconfig.go files.go registry.go)
+ALL_TARGETS="tokensource.go fastpath.go introspection.go verdict.go cache.go idpclient.go clientauth.go config.go headers.go tlsconfig.go files.go registry.go"
+# MUTATION_FILES (default: all of the above) narrows a run to some of them.
+read -r -a TARGETS <<<"${MUTATION_FILES:-${ALL_TARGETS}}"
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/oauthintrospection/gremlins-${GREMLINS_VERSION}"
 if [[ ! -x "$cache/gremlins" ]]; then
