@@ -1,0 +1,155 @@
+//go:build !yaegi && !nointerp
+
+package oauthintrospection
+
+// BenchmarkTraefikPath measures the plugin as Traefik runs it: interpreted by Yaegi, built through
+// CreateConfig, the options decode and New, and called from compiled code with a compiled next
+// handler and ResponseWriter. (BenchmarkInterpreted runs the benchmark loop itself inside the
+// interpreter, which adds an interpreted-to-interpreted call to every request.) The floor is a
+// pass-through plugin interpreted the same way: what any Yaegi plugin costs. Each row reports
+// ns/op and allocs/op; docs/performance.md has the figures.
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/traefik/yaegi/interp"
+	"github.com/traefik/yaegi/stdlib"
+)
+
+// passthroughSource is the floor: a plugin that only calls next (the same as the bench's and the
+// e2e suite's e2e/testdata/passthrough).
+const passthroughSource = `package passthrough
+
+import (
+	"context"
+	"net/http"
+)
+
+type Config struct{}
+
+func CreateConfig() *Config { return &Config{} }
+
+type Passthrough struct{ next http.Handler }
+
+func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
+	return &Passthrough{next: next}, nil
+}
+
+func (p *Passthrough) ServeHTTP(rw http.ResponseWriter, req *http.Request) { p.next.ServeHTTP(rw, req) }
+`
+
+// benchIDP answers like node-oidc-provider: active for any token but those starting "bogus".
+// calls counts the introspections, so that a row can show it made the calls it should.
+func benchIDP(b *testing.B, calls *atomic.Int64) string {
+	active := []byte(`{"active":true,"grp":"admin","username":"alice","user":{"name":"Alice Admin","status":"active"},"areas":["office","home"],"client_id":"app-admin","exp":4102444800,"iat":1767225600,"iss":"http://127.0.0.1:9090","scope":"api:read","token_type":"Bearer"}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if strings.HasPrefix(r.PostFormValue("token"), "bogus") {
+			_, _ = w.Write([]byte(`{"active":false}`))
+			return
+		}
+		_, _ = w.Write(active)
+	}))
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// interpretPassthrough loads the floor plugin as Traefik would load it.
+func interpretPassthrough(b *testing.B) http.Handler {
+	gopath := b.TempDir()
+	dir := filepath.Join(gopath, "src", "example.test", "passthrough")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "passthrough.go"), []byte(passthroughSource), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	i := interp.New(interp.Options{GoPath: gopath, Stdout: io.Discard, Stderr: io.Discard})
+	if err := i.Use(stdlib.Symbols); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := i.Eval(`import "example.test/passthrough"`); err != nil {
+		b.Fatal(err)
+	}
+	fnNew, err := i.Eval("passthrough.New")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fnConfig, err := i.Eval("passthrough.CreateConfig")
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(http.Handler(http.NotFoundHandler())), fnConfig.Call(nil)[0], reflect.ValueOf("floor@bench")})
+	return out[0].Interface().(http.Handler)
+}
+
+func BenchmarkTraefikPath(b *testing.B) {
+	var calls atomic.Int64
+	idp := benchIDP(b, &calls)
+	p := loadYaegiPlugin(b)
+	build := func(name string, tune func(map[string]any)) http.Handler {
+		o := map[string]any{
+			"tokenSource":          map[string]any{"header": "Authorization", "headerAuthScheme": "Bearer"},
+			"clientConfig":         map[string]any{"url": idp, "clientId": "rs-basic", "clientSecret": "rs-basic-secret"},
+			"forwardHeaders":       map[string]any{"Group": "grp", "Expires-At": "exp"},
+			"claims":               "Equals(`grp`, `admin`)",
+			"forwardAuthorization": "true",
+		}
+		if tune != nil {
+			tune(o)
+		}
+		h, err := p.build(context.Background(), http.NotFoundHandler(), o, name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return h
+	}
+	noCache := func(o map[string]any) { o["cache"] = map[string]any{"ttlSeconds": "0"} }
+	rows := []struct {
+		name  string
+		h     http.Handler
+		auth  string // the Authorization header, "" for none
+		calls bool   // whether each request asks the IdP
+		want  int    // the status: next answers 404
+	}{
+		{name: "floor", want: 404, h: interpretPassthrough(b), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		{name: "hit", want: 404, h: build("hit@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		{name: "miss", want: 404, h: build("miss@bench", noCache), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true},
+		{name: "bogus", want: 401, h: build("bogus@bench", nil), auth: "Bearer bogus-2YotnFZFEjr1zCsicMWpAA", calls: true},
+		{name: "malformed", want: 401, h: build("malformed@bench", nil), auth: "Bearer Bearer 2YotnFZFEjr1zCsicMWpAA"},
+	}
+	for _, row := range rows {
+		b.Run(row.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/api", nil)
+			req.Header.Set("Authorization", row.auth)
+			rw := httptest.NewRecorder()
+			rw.Body = nil
+			row.h.ServeHTTP(rw, req) // warms the path, and fills the cache for the hit row
+			before := calls.Load()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				row.h.ServeHTTP(rw, req)
+			}
+			b.StopTimer()
+			if made := calls.Load() - before; (made == int64(b.N)) != row.calls {
+				b.Fatalf("%d IdP calls for %d requests", made, b.N)
+			}
+			check := httptest.NewRecorder()
+			row.h.ServeHTTP(check, req)
+			if check.Code != row.want {
+				b.Fatalf("status %d, want %d", check.Code, row.want)
+			}
+		})
+	}
+}
