@@ -3,7 +3,6 @@ package oauthintrospection
 import (
 	"crypto/sha256"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -15,9 +14,9 @@ import (
 // twenty such calls; this one makes as few as it can, and anything unusual falls back to serve,
 // which decides again from scratch. Everything it needs is computed once, in New.
 type fastPath struct {
-	header string // canonical name of the header that carries the token
-	prefix string // the auth scheme and one space, e.g. "Bearer ", or "" without a scheme
-	maxLen int    // longest token accepted
+	header    string // canonical name of the header that carries the token
+	prefix    string // the auth scheme and one space, e.g. "Bearer ", or "" without a scheme
+	maxHeader int    // longest header value accepted: the prefix and tokenSource.maxLength
 	// twins are the underscore twins of the forwardHeaders names and of the token's header, which
 	// every request loses. The forwardHeaders names themselves are always overwritten.
 	twins       []string
@@ -40,13 +39,14 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 		return nil
 	}
 	f := &fastPath{
-		header: s.source.header, maxLen: s.source.maxLen, forwardAuth: s.forwardAuth,
+		header: s.source.header, maxHeader: s.source.maxLen, forwardAuth: s.forwardAuth,
 		withQuery: s.source.query != "", withCookie: s.source.cookie != "",
 		mu: &cache.mu, entries: cache.entries,
 	}
 	if s.source.scheme != "" {
 		f.prefix = s.source.scheme + " "
 	}
+	f.maxHeader += len(f.prefix)
 	f.twins = append(append(f.twins, s.identity.twins...), s.source.headerTwins...)
 	return f
 }
@@ -63,12 +63,14 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	}
 	value := vals[0]
 	n := len(f.prefix)
-	if len(value) <= n || len(value)-n > f.maxLen || !strings.EqualFold(value[:n], f.prefix) {
+	if len(value) <= n || len(value) > f.maxHeader || !strings.EqualFold(value[:n], f.prefix) {
 		return false
 	}
 	// Only a token that passed these checks was ever introspected, so only such a token's digest
-	// can be in the cache; they are repeated here all the same, so that the fast path never relies
-	// on that. The length is checked first so that a huge header costs no hashing.
+	// can be in the cache; they are repeated here all the same (the scheme, the length, the bytes),
+	// so that the fast path never relies on that: FuzzTokenExtract plants any digest and checks that
+	// the fast path is never less strict than extract. The length is checked first so that a huge
+	// header costs no hashing.
 	token := value[n:]
 	if strings.Trim(token, visibleASCII) != "" {
 		return false
@@ -95,9 +97,6 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	if !f.forwardAuth {
 		delete(h, f.header)
 	}
-	req.URL.User = nil
-	if e.v.username != "" {
-		req.URL.User = url.User(e.v.username)
-	}
+	req.URL.User = e.v.user // nil removes a client's own
 	return true
 }

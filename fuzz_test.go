@@ -144,11 +144,12 @@ func FuzzTokenExtract(f *testing.F) {
 			}
 
 			// The fast path on an empty cache takes nothing and leaves the request untouched.
-			fp := &fastPath{header: src.header, maxLen: src.maxLen, twins: []string{"X_user"},
+			fp := &fastPath{header: src.header, maxHeader: src.maxLen, twins: []string{"X_user"},
 				withQuery: src.query != "", withCookie: src.cookie != "", entries: map[cacheKey]*cacheEntry{}, mu: &sync.RWMutex{}}
 			if src.scheme != "" {
 				fp.prefix = src.scheme + " "
 			}
+			fp.maxHeader += len(fp.prefix)
 			req := fuzzRequest(src.header, h1, h2, rawQuery, cookie)
 			req.Header["X-User"] = []string{"mallory"}
 			header, target := req.Header.Clone(), *req.URL

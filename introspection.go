@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"runtime"
 	"strconv"
 	"time"
@@ -201,10 +200,8 @@ func (m *middleware) forward(rw http.ResponseWriter, req *http.Request, v *verdi
 	for i, name := range v.names {
 		req.Header[name] = []string{v.values[i]}
 	}
-	if v.username != "" {
-		// Traefik's access log reads the user from the URL, as its own BasicAuth sets it.
-		req.URL.User = url.User(v.username)
-	}
+	// Traefik's access log reads the user from the URL, as its own BasicAuth sets it.
+	req.URL.User = v.user
 	m.next.ServeHTTP(rw, req)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -24,6 +25,9 @@ type verdict struct {
 	names    []string
 	values   []string // "" sends the header empty (a missing claim, as in Traefik Hub)
 	username string   // the usernameClaim value, or ""
+	// user is url.User(username), or nil: Traefik's access log reads the user from the request
+	// URL. A Userinfo cannot be changed, so one is built per answer and shared by every request.
+	user *url.Userinfo
 }
 
 // judge derives the verdict from an introspection answer.
@@ -63,6 +67,9 @@ func judge(s *settings, claims map[string]any) *verdict {
 		// The user reaches Traefik's access log as it is: a line break would forge log lines.
 		if !validHeaderValue(v.username) {
 			return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
+		}
+		if v.username != "" {
+			v.user = url.User(v.username)
 		}
 	}
 	return v
