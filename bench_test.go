@@ -5,9 +5,14 @@ package oauthintrospection
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // benchRig is the Hub manifest of the README (a claims expression, two forwarded headers) in front
@@ -70,4 +75,54 @@ func BenchmarkCacheMiss(b *testing.B) {
 		cfg.Cache.TTLSeconds = 0 // every request is a miss
 	})
 	benchLoop(b, h, req, rw)
+}
+
+// BenchmarkCacheEntryBytes fills a cache with entries as the benchmark rig's answers make them
+// (a verdict with two forwarded values, judged from a decoded answer of the IdP) and reports the
+// heap each one holds: the entry, its verdict, the values, the map slot and the ring slot. The
+// cache's own accounting (maxBytes) charges entryOverhead plus the value bytes for the same
+// entry; docs/caching.md compares the two.
+func BenchmarkCacheEntryBytes(b *testing.B) {
+	const entries = 20000
+	cfg := CreateConfig()
+	cfg.TokenSource = TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer"}
+	cfg.ClientConfig.URL = "http://127.0.0.1:1/introspect"
+	cfg.ForwardHeaders = map[string]string{"Group": "grp", "Expires-At": "exp"}
+	cfg.Claims = "Equals(`grp`, `admin`)"
+	s, err := compile(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer := `{"active":true,"grp":"admin","username":"alice","client_id":"app-admin","exp":4102444800,"iat":1767225600,"scope":"api:read","token_type":"Bearer"}`
+	now := time.Now().Unix()
+	b.ReportAllocs()
+	var held, charged float64
+	for n := 0; n < b.N; n++ {
+		c := newVerdictCache(CacheConfig{TTLSeconds: 300, MaxEntries: entries, MaxBytes: 1 << 40})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := 0; i < entries; i++ {
+			dec := json.NewDecoder(strings.NewReader(answer))
+			dec.UseNumber()
+			var claims map[string]any
+			if err := dec.Decode(&claims); err != nil {
+				b.Fatal(err)
+			}
+			key := tokenKey("2YotnFZFEjr1zCsicMWpAA-"+strconv.Itoa(i), nil, nil)
+			v := judge(s, claims)
+			p, _ := c.join(key)
+			c.publish(key, p, v, c.newEntry(v, now), true)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := len(c.entries); got != entries {
+			b.Fatalf("%d entries, want %d", got, entries)
+		}
+		held = float64(after.HeapAlloc-before.HeapAlloc) / entries
+		charged = float64(c.bytes) / entries
+		runtime.KeepAlive(c)
+	}
+	b.ReportMetric(held, "heap-bytes/entry")
+	b.ReportMetric(charged, "charged-bytes/entry")
 }

@@ -7,6 +7,7 @@
 --                                Authorization header comes from the command line (-H)
 --   flood      PREFIX            GET with a new bogus bearer token on every request, and count
 --                                the status codes
+--   statuses                     the command line's request as it is, and count the status codes
 --
 -- Every mode ends with one line "WRKJSON {...}" on stdout: requests, duration, errors, non-2xx
 -- count, latency percentiles in microseconds, and for the cycling modes how often the token list
@@ -34,6 +35,13 @@ local function load_tokens(file, first, count)
   return toks
 end
 
+-- count tallies a response's status for the WRKJSON line.
+function count(status)
+  if status == 401 then c401 = c401 + 1
+  elseif status == 503 then c503 = c503 + 1
+  else cother = cother + 1 end
+end
+
 function init(args)
   local mode = args[1] or "plain"
   if mode == "plain" then
@@ -56,17 +64,16 @@ function init(args)
       if i > n then i, wraps = 1, wraps + 1 end
       return reqs[i]
     end
+  elseif mode == "statuses" then
+    request = nil
+    response = count
   elseif mode == "flood" then
     local prefix = args[2] or tostring(os.time())
     request = function()
       sent = sent + 1
       return wrk.format("GET", nil, { Authorization = "Bearer bogus-" .. prefix .. "-" .. sent })
     end
-    response = function(status)
-      if status == 401 then c401 = c401 + 1
-      elseif status == 503 then c503 = c503 + 1
-      else cother = cother + 1 end
-    end
+    response = count
   else
     error("unknown mode " .. mode)
   end
