@@ -131,14 +131,11 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	if !info.Mode().IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|nonblocking(), 0)
+	f, info, err := openRegular(path)
 	if err != nil {
-		return nil, fileProblem(err)
+		return nil, err
 	}
 	defer f.Close()
-	if info, err = f.Stat(); err != nil || !info.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
 	if info.Size() > limit {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
@@ -150,6 +147,22 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return content, nil
+}
+
+// openRegular opens path without waiting for a writer, should it be a FIFO, and refuses anything
+// but a regular file once it is open: the file may have been replaced since readLimited's Stat,
+// and a FIFO without a writer would read as empty.
+func openRegular(path string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|nonblocking(), 0)
+	if err != nil {
+		return nil, nil, fileProblem(err)
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, errors.New("not a regular file")
+	}
+	return f, info, nil
 }
 
 // nonblocking is the system's O_NONBLOCK, with which opening a FIFO returns at once instead of

@@ -507,26 +507,34 @@ func TestErrorKindsCannotBeMultiplied(t *testing.T) {
 	}
 }
 
-// TestFIFOOpensWithoutWaiting: the open readLimited makes does not wait for a writer, so a FIFO
-// swapped in after the Stat before it cannot block a request.
+// TestFIFOOpensWithoutWaiting: the open readLimited makes does not wait for a writer, and refuses
+// what it opened unless it is a regular file, so a FIFO or a directory swapped in after the Stat
+// before it can neither block a request nor be read (a FIFO without a writer reads as empty).
 func TestFIFOOpensWithoutWaiting(t *testing.T) {
-	fifo := testFIFO(t, t.TempDir())
-	done := make(chan error, 1)
-	go func() {
-		f, err := os.OpenFile(fifo, os.O_RDONLY|nonblocking(), 0)
-		if err == nil {
-			f.Close()
+	dir := t.TempDir()
+	for _, path := range []string{testFIFO(t, dir), dir} {
+		done := make(chan error, 1)
+		go func(path string) {
+			f, _, err := openRegular(path)
+			if err == nil {
+				f.Close()
+			}
+			done <- err
+		}(path)
+		select {
+		case err := <-done:
+			if err == nil || err.Error() != "not a regular file" {
+				t.Errorf("%s: %v, want not a regular file", filepath.Base(path), err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("opening a FIFO waited for a writer")
 		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("open: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("opening a FIFO waited for a writer")
 	}
+	f, info, err := openRegular(writeTemp(t, dir, "plain", "content"))
+	if err != nil || info.Size() != 7 {
+		t.Fatalf("a regular file: %v", err)
+	}
+	f.Close()
 }
 
 // TestNewFileHalfWrittenIsNeverTaken: a writer that removes the file and writes a new one is

@@ -83,8 +83,12 @@ start_idp() {
 # on 127.0.0.1:WEB_PORT, log level ERROR to WORK/traefik.log, the local plugins named, and the
 # dynamic configuration from WORK/dynamic.yml (not watched).
 write_static_config() {
-  local file=$1 port=$2 p
+  local file=$1 port=$2 p api_entrypoint=""
   shift 2
+  # API_PORT set: Traefik's API with pprof (api.debug) on 127.0.0.1:API_PORT, for profiles.
+  if [[ -n "${API_PORT:-}" ]]; then
+    api_entrypoint="$(printf '  traefik:\n    address: "127.0.0.1:%s"\napi:\n  insecure: true\n  dashboard: false\n  debug: true' "${API_PORT}")"
+  fi
   {
     cat <<EOF
 global:
@@ -96,6 +100,7 @@ entryPoints:
     transport:
       lifeCycle:
         graceTimeOut: 1s
+${api_entrypoint}
 log:
   level: ERROR
   noColor: true

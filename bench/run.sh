@@ -33,6 +33,8 @@
 #   BENCH_WARMUP       seconds of warm-up before each row [3]
 #   BENCH_CONNECTIONS  wrk connections [32]
 #   BENCH_MISS_TOKENS  tokens for each of row 4's measured runs [BENCH_DURATION * 1700]
+#   BENCH_PROFILE      if 0, skip the CPU and allocation profiles of a hit and a miss taken from
+#                      Traefik's pprof after the rows [1]
 #   BENCH_KEEP         if set, keep the work directory (configs, logs, tokens); it is always kept
 #                      when the run fails
 #   TRAEFIK_BIN        a Traefik binary to use instead of scripts/build-traefik.sh's
@@ -105,7 +107,9 @@ RS_BASIC="$(printf '%s' 'rs-basic:rs-basic-secret' | base64)"
 
 # Tokens: line 1 is the hot token (row 3), the next WARM_TOKENS warm row 4 up, the rest are row 4's,
 # MISS_TOKENS for each repeat.
-NTOK=$((1 + WARM_TOKENS + MISS_TOKENS * REPEATS))
+# The miss profile takes fresh ones after those.
+PROFILE_TOKENS=$((12 * 2000))
+NTOK=$((1 + WARM_TOKENS + MISS_TOKENS * REPEATS + PROFILE_TOKENS))
 say "minting ${NTOK} tokens (app-admin, client_credentials)"
 "${WORK}/bin/mint" -url "${IDP_URL}/token" -n "${NTOK}" -c 16 >"${WORK}/tokens.txt" 2>"${WORK}/mint.log" \
   || { cat "${WORK}/mint.log" >&2; die "minting failed"; }
@@ -119,6 +123,7 @@ layout_our_plugin
 layout_plugin "${PASS_MODULE}" "${REPO}/e2e/testdata/passthrough" passthrough.go go.mod .traefik.yml
 
 WEB_PORT="$(free_port)"
+API_PORT="$(free_port)" # pprof (api.debug) for the profiles after the rows
 WEB="http://127.0.0.1:${WEB_PORT}"
 write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MODULE}" passthrough="${PASS_MODULE}"
 
@@ -231,6 +236,33 @@ for ((r = 1; r <= REPEATS; r++)); do
   row 7 "$r" "${WEB}/auth"
 done
 
+# Profiles: Traefik's own pprof (api.debug) while wrk drives hits, then misses, then malformed
+# headers; the top of each is printed with the report, the profiles are kept in the work directory.
+PROFILES=()
+if [[ "${BENCH_PROFILE:-1}" != 0 ]]; then
+  PPROF="http://127.0.0.1:${API_PORT}/debug/pprof"
+  # profile NAME URL SCRIPT-ARGS...: 8 s CPU and allocation profiles in the middle of a 12 s wrk run.
+  profile() {
+    local name=$1 url=$2
+    shift 2
+    say "profile: ${name}"
+    run_wrk "${WORK}/prof-${name}.json" 12 "${url}" "${OPTS[@]}" -- "$@" &
+    local wrk_pid=$!
+    sleep 2 # let wrk reach its steady state before sampling
+    curl -fsS -o "${WORK}/${name}.cpu.pprof" "${PPROF}/profile?seconds=8" &
+    curl -fsS -o "${WORK}/${name}.allocs.pprof" "${PPROF}/allocs?seconds=8" || die "no allocation profile from ${PPROF}"
+    wait "$!" || die "no CPU profile from ${PPROF}"
+    wait "${wrk_pid}" || die "wrk failed during the ${name} profile"
+    PROFILES+=("${name}")
+  }
+  OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}")
+  profile hit "${WEB}/auth" plain
+  OPTS=()
+  profile miss "${WEB}/auth-miss" bearer "${TOKS}" $((FIRST_MISS + REPEATS * MISS_TOKENS)) "${PROFILE_TOKENS}"
+  OPTS=(-H "Authorization: Bearer Bearer ${HOT_TOKEN}")
+  profile malformed "${WEB}/auth" statuses
+fi
+
 # Flood: a new bogus token on every request, no warm-up; Traefik's RSS before and after.
 say "flood: random bogus tokens on /flood for ${DURATION}s"
 FLOOD_RSS_BEFORE="$(rss_kib "${TRAEFIK_PID}")"
@@ -315,6 +347,12 @@ echo "row 4 / row 5 (misses vs the IdP's own rate, median req/s):   $(ratio "$(m
 echo "row 4 tokens: ${MISS_TOKENS} distinct per run for at most $(median $(of 4 requests)) requests (median); the lists wrapped $(of 4 wraps | sum) time(s) (0: every request was a miss)"
 echo "Traefik RSS: $(mib "${RSS_START}") once ready; after each row's last run as in the table."
 echo
+for name in "${PROFILES[@]}"; do
+  echo "== Profile in Traefik: ${name} (8 s; top by cumulative CPU, then allocation count; kept with BENCH_KEEP)"
+  go tool pprof -top -cum -nodecount 25 "${TRAEFIK}" "${WORK}/${name}.cpu.pprof" 2>/dev/null | sed -n '4,30p'
+  go tool pprof -top -sample_index alloc_objects -nodecount 12 "${TRAEFIK}" "${WORK}/${name}.allocs.pprof" 2>/dev/null | sed -n '4,17p'
+  echo
+done
 echo "== Flood (memory): a new random bogus token per request on /flood, cache {negativeTtlSeconds: 60, maxEntries: 10000}"
 echo "requests: $(field "${FLOOD}" requests) in $(awk -v us="$(field "${FLOOD}" duration_us)" 'BEGIN {printf "%.1f", us / 1e6}')s ($(rps "${FLOOD}") req/s, p50 $(ms "${FLOOD}" p50_us), p99 $(ms "${FLOOD}" p99_us))"
 echo "statuses: 401 $(field "${FLOOD}" status401), 503 $(field "${FLOOD}" status503), other $(field "${FLOOD}" status_other); socket errors $(errs "${FLOOD}")"
