@@ -740,3 +740,24 @@ func TestRegistryCapIsOfNamesBeyondIt(t *testing.T) {
 		t.Errorf("%d names, want %d: a name was forgotten at the cap, not beyond it", size, registryCap)
 	}
 }
+
+// TestCheckTimeSaysWhy: a token refused for its time says which bound it missed, in the debug log
+// an operator reads, from the second of exp on and before nbf.
+func TestCheckTimeSaysWhy(t *testing.T) {
+	v := &verdict{nbf: 100, exp: 200}
+	for _, test := range []struct {
+		now    int64
+		reason string
+	}{{99, "token not yet valid"}, {100, ""}, {199, ""}, {200, "token expired"}, {250, "token expired"}} {
+		got := checkTime(v, test.now)
+		if test.reason == "" {
+			if got != v {
+				t.Errorf("at %d: refused (%s), want the verdict itself", test.now, got.reason)
+			}
+			continue
+		}
+		if got.status != http.StatusUnauthorized || got.reason != test.reason {
+			t.Errorf("at %d: %d %q, want 401 %q", test.now, got.status, got.reason, test.reason)
+		}
+	}
+}
