@@ -32,7 +32,7 @@
 #   BENCH_REPEATS      measured runs of each row [3]
 #   BENCH_WARMUP       seconds of warm-up before each row [3]
 #   BENCH_CONNECTIONS  wrk connections [32]
-#   BENCH_MISS_TOKENS  tokens for each of row 4's measured runs [BENCH_DURATION * 1700]
+#   BENCH_MISS_TOKENS  tokens for each of row 4's measured runs [BENCH_DURATION * 2500]
 #   BENCH_PROFILE      if 0, skip the CPU and allocation profiles of a hit and a miss taken from
 #                      Traefik's pprof after the rows [1]
 #   BENCH_KEEP         if set, keep the work directory (configs, logs, tokens); it is always kept
@@ -48,7 +48,7 @@ DURATION="${BENCH_DURATION:-10}"
 REPEATS="${BENCH_REPEATS:-3}"
 WARMUP="${BENCH_WARMUP:-3}"
 CONNS="${BENCH_CONNECTIONS:-32}"
-MISS_TOKENS="${BENCH_MISS_TOKENS:-$((DURATION * 1700))}"
+MISS_TOKENS="${BENCH_MISS_TOKENS:-$((DURATION * 2500))}"
 WARM_TOKENS=3000 # row 4's warm-up uses its own tokens, never reused in the measured run
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ stats() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%s / %s 
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 # of N FIELD: FIELD of every repeat of row N, one per line; rps_of N likewise for req/s.
 of() { local r; for ((r = 1; r <= REPEATS; r++)); do field "${RESULT[$1,$r]}" "$2"; done; }
-rps_of() { local r; for ((r = 1; r <= REPEATS; r++)); do rps "${RESULT[$1,$r]}"; done; }
+rps_of() { local r; for ((r = 1; r <= REPEATS; r++)); do rps "${RESULT[$1,$r]}"; echo; done; }
 cpu_of() { local r; for ((r = 1; r <= REPEATS; r++)); do echo "${CPUREQ[$1,$r]}"; done; }
 sum() { awk '{s += $1} END {print s + 0}'; }
 echo "== wrk: ${REPEATS} runs of each row, in rounds; min / median / max"
