@@ -15,6 +15,9 @@ import (
 	"time"
 )
 
+// benchAnswer is an active answer as node-oidc-provider gives it, with the claims the rig forwards.
+const benchAnswer = `{"active":true,"grp":"admin","username":"alice","user":{"name":"Alice Admin","status":"active"},"areas":["office","home"],"client_id":"app-admin","exp":4102444800,"iat":1767225600,"iss":"http://127.0.0.1:9090","scope":"api:read","token_type":"Bearer"}`
+
 // benchRig is the Hub manifest of the README (a claims expression, two forwarded headers) in front
 // of a local IdP that answers like node-oidc-provider. In Traefik the next handler and the
 // ResponseWriter are compiled code; so are these: a recorder without a body keeps nothing, so a
@@ -23,7 +26,7 @@ import (
 func benchRig(b *testing.B, name string, tune func(*Config)) (http.Handler, *http.Request, http.ResponseWriter) {
 	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		_, _ = w.Write([]byte(`{"active":true,"grp":"admin","username":"alice","user":{"name":"Alice Admin","status":"active"},"areas":["office","home"],"client_id":"app-admin","exp":4102444800,"iat":1767225600,"iss":"http://127.0.0.1:9090","scope":"api:read","token_type":"Bearer"}`))
+		_, _ = w.Write([]byte(benchAnswer))
 	}))
 	b.Cleanup(func() { idp.Close() })
 	cfg := CreateConfig()
@@ -93,7 +96,6 @@ func BenchmarkCacheEntryBytes(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	answer := `{"active":true,"grp":"admin","username":"alice","client_id":"app-admin","exp":4102444800,"iat":1767225600,"scope":"api:read","token_type":"Bearer"}`
 	now := time.Now().Unix()
 	b.ReportAllocs()
 	var held, charged float64
@@ -103,7 +105,7 @@ func BenchmarkCacheEntryBytes(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		for i := 0; i < entries; i++ {
-			dec := json.NewDecoder(strings.NewReader(answer))
+			dec := json.NewDecoder(strings.NewReader(benchAnswer))
 			dec.UseNumber()
 			var claims map[string]any
 			if err := dec.Decode(&claims); err != nil {

@@ -108,7 +108,10 @@ func (c *verdictCache) newEntry(v *verdict, now int64) *cacheEntry {
 	if c.ttl <= 0 {
 		return nil
 	}
-	e := &cacheEntry{v: v, size: entryOverhead + len(v.username)}
+	e := &cacheEntry{v: v, size: entryOverhead}
+	if v.user != nil {
+		e.size += len(v.user.Username())
+	}
 	for _, value := range v.values {
 		e.size += len(value)
 	}

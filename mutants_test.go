@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -357,7 +358,7 @@ func TestCacheOffMeansOff(t *testing.T) {
 func TestCacheEntrySizes(t *testing.T) {
 	now := time.Now().Unix()
 	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, MaxBytes: 3 * entryOverhead})
-	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64, names: []string{"A", "B"}, values: []string{"12345", "678"}, username: "alice"}
+	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64, names: []string{"A", "B"}, values: []string{"12345", "678"}, user: url.User("alice")}
 	if e := c.newEntry(v, now); e == nil || e.size != entryOverhead+5+3+5 {
 		t.Errorf("entry size %v, want %d (overhead, values, username)", e, entryOverhead+13)
 	}

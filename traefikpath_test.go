@@ -25,28 +25,6 @@ import (
 	"github.com/traefik/yaegi/stdlib"
 )
 
-// passthroughSource is the floor: a plugin that only calls next (the same as the bench's and the
-// e2e suite's e2e/testdata/passthrough).
-const passthroughSource = `package passthrough
-
-import (
-	"context"
-	"net/http"
-)
-
-type Config struct{}
-
-func CreateConfig() *Config { return &Config{} }
-
-type Passthrough struct{ next http.Handler }
-
-func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
-	return &Passthrough{next: next}, nil
-}
-
-func (p *Passthrough) ServeHTTP(rw http.ResponseWriter, req *http.Request) { p.next.ServeHTTP(rw, req) }
-`
-
 // leastHitSource is the least a correct cache hit can do under Yaegi: find the one token header,
 // check its scheme, hash the token, look the digest up under a read lock, check the entry's
 // validity window against the clock, set one identity header and call next. It is what no
@@ -106,7 +84,6 @@ func (p *LeastHit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // benchIDP answers like node-oidc-provider: active for any token but those starting "bogus".
 // calls counts the introspections, so that a row can show it made the calls it should.
 func benchIDP(b *testing.B, calls *atomic.Int64) string {
-	active := []byte(`{"active":true,"grp":"admin","username":"alice","user":{"name":"Alice Admin","status":"active"},"areas":["office","home"],"client_id":"app-admin","exp":4102444800,"iat":1767225600,"iss":"http://127.0.0.1:9090","scope":"api:read","token_type":"Bearer"}`)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -114,13 +91,14 @@ func benchIDP(b *testing.B, calls *atomic.Int64) string {
 			_, _ = w.Write([]byte(`{"active":false}`))
 			return
 		}
-		_, _ = w.Write(active)
+		_, _ = w.Write([]byte(benchAnswer))
 	}))
 	b.Cleanup(srv.Close)
 	return srv.URL
 }
 
-// interpretSource loads a one-file plugin without options, package pkg, as Traefik would.
+// interpretSource loads a one-file plugin without options, package pkg, as Traefik would. The
+// floor is the bench's and the e2e suite's pass-through plugin, read from e2e/testdata.
 func interpretSource(b *testing.B, pkg, source string) http.Handler {
 	gopath := b.TempDir()
 	dir := filepath.Join(gopath, "src", "example.test", pkg)
@@ -147,6 +125,15 @@ func interpretSource(b *testing.B, pkg, source string) http.Handler {
 	}
 	out := fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(http.Handler(http.NotFoundHandler())), fnConfig.Call(nil)[0], reflect.ValueOf(pkg + "@bench")})
 	return out[0].Interface().(http.Handler)
+}
+
+// readSource returns the file at path, relative to the package.
+func readSource(b *testing.B, path string) string {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(src)
 }
 
 func BenchmarkTraefikPath(b *testing.B) {
@@ -178,7 +165,7 @@ func BenchmarkTraefikPath(b *testing.B) {
 		calls bool   // whether each request asks the IdP
 		want  int    // the status: next answers 404
 	}{
-		{name: "floor", want: 404, h: interpretSource(b, "passthrough", passthroughSource), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		{name: "floor", want: 404, h: interpretSource(b, "passthrough", readSource(b, "e2e/testdata/passthrough/passthrough.go")), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "least-hit", want: 404, h: interpretSource(b, "leasthit", leastHitSource), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "hit", want: 404, h: build("hit@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "miss", want: 404, h: build("miss@bench", noCache), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true},

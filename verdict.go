@@ -22,11 +22,11 @@ type verdict struct {
 	nbf       int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
 	// names and values are the forwardHeaders to set, aligned: the verdict carries the header names
 	// it was computed with, so no reader can apply its values under another layout.
-	names    []string
-	values   []string // "" sends the header empty (a missing claim, as in Traefik Hub)
-	username string   // the usernameClaim value, or ""
-	// user is url.User(username), or nil: Traefik's access log reads the user from the request
-	// URL. A Userinfo cannot be changed, so one is built per answer and shared by every request.
+	names  []string
+	values []string // "" sends the header empty (a missing claim, as in Traefik Hub)
+	// user holds the usernameClaim value, or is nil: Traefik's access log reads the user from the
+	// request URL. A Userinfo cannot be changed, so one is built per answer and shared by every
+	// request.
 	user *url.Userinfo
 }
 
@@ -61,15 +61,16 @@ func judge(s *settings, claims map[string]any) *verdict {
 		v.values[i] = val
 	}
 	if s.usernamePath != nil {
+		username := ""
 		if raw, found := lookupClaim(claims, s.usernamePath); found {
-			v.username, _ = claimText(raw)
+			username, _ = claimText(raw)
 		}
 		// The user reaches Traefik's access log as it is: a line break would forge log lines.
-		if !validHeaderValue(v.username) {
+		if !validHeaderValue(username) {
 			return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
 		}
-		if v.username != "" {
-			v.user = url.User(v.username)
+		if username != "" {
+			v.user = url.User(username)
 		}
 	}
 	return v
