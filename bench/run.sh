@@ -302,7 +302,7 @@ awk '$1 ~ /^Benchmark(CacheHit|TraefikPath)/ { ns = ""; al = ""
 echo
 # stats VALUES...: "min / median / max" of numbers (the median of an even count is the lower one).
 stats() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {printf "%s / %s / %s", v[1], v[int((NR + 1) / 2)], v[NR]}'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+median() { stats "$@" | awk -F' / ' '{print $2}'; }
 # of N FIELD: FIELD of every repeat of row N, one per line; rps_of N likewise for req/s.
 of() { local r; for ((r = 1; r <= REPEATS; r++)); do field "${RESULT[$1,$r]}" "$2"; done; }
 rps_of() { local r; for ((r = 1; r <= REPEATS; r++)); do rps "${RESULT[$1,$r]}"; echo; done; }
