@@ -113,8 +113,8 @@ func BenchmarkCacheEntryBytes(b *testing.B) {
 			}
 			key := tokenKey("2YotnFZFEjr1zCsicMWpAA-"+strconv.Itoa(i), nil, nil)
 			v := judge(s, claims)
-			p, _ := c.join(key)
-			c.publish(key, p, v, c.newEntry(v, now), true)
+			p, _ := join(c, key)
+			publish(c, key, p, v, newEntry(c, v, now), true)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

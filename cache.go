@@ -74,7 +74,7 @@ func (c *verdictCache) get(key cacheKey) *cacheEntry {
 
 // join registers interest in key. The first caller becomes the leader, which must call publish;
 // the others get the same pending and wait for it.
-func (c *verdictCache) join(key cacheKey) (*pending, bool) {
+func join(c *verdictCache, key cacheKey) (*pending, bool) {
 	c.mu.Lock()
 	if p := c.inflight[key]; p != nil {
 		c.mu.Unlock()
@@ -89,22 +89,22 @@ func (c *verdictCache) join(key cacheKey) (*pending, bool) {
 // publish ends the introspection p of key: it records what the leader learned and then releases
 // the waiters with v. When e is not nil it becomes the key's entry; otherwise, when drop is set,
 // the key's entry is removed, so that an answer that may not be cached still replaces an older one.
-func (c *verdictCache) publish(key cacheKey, p *pending, v *verdict, e *cacheEntry, drop bool) {
+func publish(c *verdictCache, key cacheKey, p *pending, v *verdict, e *cacheEntry, drop bool) {
 	p.v = v
 	c.mu.Lock()
 	delete(c.inflight, key)
 	switch {
 	case e != nil:
-		c.put(key, e)
+		put(c, key, e)
 	case drop:
-		c.remove(key)
+		removeEntry(c, key)
 	}
 	c.mu.Unlock()
 	close(p.done)
 }
 
 // newEntry returns the cache entry of v, decided at now, or nil when v may not be cached.
-func (c *verdictCache) newEntry(v *verdict, now int64) *cacheEntry {
+func newEntry(c *verdictCache, v *verdict, now int64) *cacheEntry {
 	if c.ttl <= 0 {
 		return nil
 	}
@@ -130,13 +130,13 @@ func (c *verdictCache) newEntry(v *verdict, now int64) *cacheEntry {
 	if e.freshUntil <= now || e.size > c.maxBytes {
 		return nil
 	}
-	e.setPass()
+	setPass(e)
 	return e
 }
 
 // setPass sets the window in which the fast path lets requests through on e: validAt's bounds,
 // with exp capped at freshUntil, for an allowing verdict; none (passUntil 0) for any other.
-func (e *cacheEntry) setPass() {
+func setPass(e *cacheEntry) {
 	if e.v.status == 0 {
 		e.passFrom = e.v.nbf
 		e.passUntil = capAt(e.freshUntil, e.v.exp)
@@ -151,19 +151,19 @@ const staleRetrySeconds = 1
 func stillStale(old *cacheEntry, now int64) *cacheEntry {
 	e := *old
 	e.freshUntil = capAt(now+staleRetrySeconds, old.staleUntil)
-	e.setPass()
+	setPass(&e)
 	return &e
 }
 
 // put makes e the entry of key, evicting the oldest entries while either bound is exceeded. A
 // replaced entry keeps its slot. It is called with the write lock held.
-func (c *verdictCache) put(key cacheKey, e *cacheEntry) {
+func put(c *verdictCache, key cacheKey, e *cacheEntry) {
 	if old := c.entries[key]; old != nil {
 		e.slot = old.slot
 		c.bytes -= old.size
 	} else {
 		if c.used == c.max {
-			c.evictOldest()
+			evictOldest(c)
 		}
 		e.slot = (c.head + c.used) % c.max
 		if e.slot == len(c.ring) {
@@ -176,12 +176,12 @@ func (c *verdictCache) put(key cacheKey, e *cacheEntry) {
 	c.entries[key] = e
 	c.bytes += e.size
 	for c.bytes > c.maxBytes && c.used > 0 {
-		c.evictOldest()
+		evictOldest(c)
 	}
 }
 
 // evictOldest frees the oldest slot, and removes its entry if the entry still owns it.
-func (c *verdictCache) evictOldest() {
+func evictOldest(c *verdictCache) {
 	key := c.ring[c.head]
 	if e := c.entries[key]; e != nil && e.slot == c.head {
 		delete(c.entries, key)
@@ -194,9 +194,9 @@ func (c *verdictCache) evictOldest() {
 	c.used--
 }
 
-// remove deletes the entry of key. Its slot stays in the ring until eviction reaches it, so the
+// removeEntry deletes the entry of key. Its slot stays in the ring until eviction reaches it, so the
 // ring needs no reordering. It is called with the write lock held.
-func (c *verdictCache) remove(key cacheKey) {
+func removeEntry(c *verdictCache, key cacheKey) {
 	if e := c.entries[key]; e != nil {
 		delete(c.entries, key)
 		c.bytes -= e.size

@@ -17,8 +17,8 @@ import (
 
 // storeVerdict caches v under key as the leader of a miss would, decided at now.
 func storeVerdict(c *verdictCache, key cacheKey, v *verdict, now int64) {
-	p, _ := c.join(key)
-	c.publish(key, p, v, c.newEntry(v, now), true)
+	p, _ := join(c, key)
+	publish(c, key, p, v, newEntry(c, v, now), true)
 }
 
 // cacheLen returns the number of entries in c.

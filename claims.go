@@ -171,9 +171,9 @@ func compileChain(list []claimsNode, jump claimsOp, steps []claimsStep) []claims
 	return steps
 }
 
-// eval runs the steps on claims. It only reads the program and the claims, so one program serves
+// evalClaims runs the steps of p on claims. It only reads the program and the claims, so one program serves
 // concurrent requests.
-func (p *claimsProgram) eval(claims map[string]any) bool {
+func evalClaims(p *claimsProgram, claims map[string]any) bool {
 	reg := false
 	steps := p.steps
 	for i := 0; i < len(steps); i++ {

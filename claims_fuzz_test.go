@@ -40,7 +40,7 @@ func FuzzParseClaims(f *testing.F) {
 		docs := []map[string]any{hub, extra, nil}
 		root := x.root
 		for _, claims := range docs {
-			if got, tree := x.eval(claims), evalClaimsTree(root, claims); got != tree {
+			if got, tree := evalClaims(x, claims), evalClaimsTree(root, claims); got != tree {
 				t.Fatalf("parseClaims(%q).eval = %t, but %t by the tree", in, got, tree)
 			}
 		}
@@ -63,7 +63,7 @@ func FuzzParseClaims(f *testing.F) {
 			t.Fatalf("parseClaims(%q) = %s, which reparses as %s", in, canonical, again)
 		}
 		for _, claims := range docs {
-			if got, again := x.eval(claims), y.eval(claims); got != again {
+			if got, again := evalClaims(x, claims), evalClaims(y, claims); got != again {
 				t.Fatalf("parseClaims(%q).eval = %t, but its canonical form %s = %t", in, got, canonical, again)
 			}
 		}
@@ -88,10 +88,10 @@ func TestClaimsEvalAllocs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !x.eval(claims) {
+			if !evalClaims(x, claims) {
 				t.Fatalf("%s = false, want true", test.in)
 			}
-			if n := testing.AllocsPerRun(100, func() { x.eval(claims) }); n != 0 {
+			if n := testing.AllocsPerRun(100, func() { evalClaims(x, claims) }); n != 0 {
 				t.Errorf("%s allocates %v times per eval, want 0", test.in, n)
 			}
 		})
@@ -106,6 +106,6 @@ func BenchmarkClaimsEval(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		x.eval(claims)
+		evalClaims(x, claims)
 	}
 }

@@ -448,7 +448,7 @@ func TestParseClaimsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseClaims at the depth limit: %v", err)
 	}
-	if !x.eval(decodeClaims(t, hubClaimsJSON)) {
+	if !evalClaims(x, decodeClaims(t, hubClaimsJSON)) {
 		t.Errorf("%d double negations of a true call evaluated to false", maxClaimsDepth/2)
 	}
 
@@ -466,7 +466,7 @@ func TestParseClaimsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseClaims of a chain of 151 calls: %v", err)
 	}
-	if !x.eval(decodeClaims(t, hubClaimsJSON)) {
+	if !evalClaims(x, decodeClaims(t, hubClaimsJSON)) {
 		t.Error("chain of 151 calls evaluated to false")
 	}
 
@@ -630,7 +630,7 @@ func TestClaimsEval(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseClaims(%q): %v", test.in, err)
 			}
-			if got := x.eval(docs[test.doc]); got != test.expected {
+			if got := evalClaims(x, docs[test.doc]); got != test.expected {
 				t.Errorf("%s = %t, want %t", test.in, got, test.expected)
 			}
 			if got := evalClaimsTree(x.root, docs[test.doc]); got != test.expected {
@@ -691,10 +691,10 @@ func TestClaimsEvalNoClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !x.eval(nil) {
+	if !evalClaims(x, nil) {
 		t.Error("eval(nil) = false, want true: every call is false on no claims")
 	}
-	if !x.eval(map[string]any{}) {
+	if !evalClaims(x, map[string]any{}) {
 		t.Error("eval of no claims = false, want true")
 	}
 }

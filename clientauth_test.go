@@ -28,7 +28,7 @@ import (
 func introspectOnce(t *testing.T, cfg *Config, token string) int {
 	t.Helper()
 	cfg.Cache.TTLSeconds = 0
-	rec, _ := serve(t, cfg, token)
+	rec, _ := serveOne(t, cfg, token)
 	return rec.Code
 }
 

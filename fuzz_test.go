@@ -121,7 +121,7 @@ func FuzzTokenExtract(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h1, h2, rawQuery, cookie string) {
 		for _, src := range fuzzSources {
 			src := src
-			token, from, reason := src.extract(fuzzRequest(src.header, h1, h2, rawQuery, cookie))
+			token, from, reason := extractToken(&src, fuzzRequest(src.header, h1, h2, rawQuery, cookie))
 			if reason != "" {
 				if token != "" {
 					t.Fatalf("extract gave token %q with reason %q", token, reason)

@@ -23,12 +23,28 @@ import (
 const maxResponseBytes = 1 << 20
 
 // idpClient calls an RFC 7662 introspection endpoint. It is safe for concurrent use.
+//
+// Its request path is plain functions, not methods, and what does not depend on the request is
+// built once in New: under Yaegi a method call on an interpreted type costs about five plain calls
+// (docs/development.md, interpreter costs), and a miss makes a dozen calls.
 type idpClient struct {
 	clientSettings
 	static http.Header // all the headers, when none is templated; read-only
+	// base is the header every call starts from: the static configured headers (when none is
+	// templated), the Authorization of a fixed client authentication, Content-Type and Accept.
+	// Read-only: each call clones it.
+	base http.Header
+	// formTail follows the token in the body: the hint and the fields of a fixed client
+	// authentication. perCall is set when the credentials change from call to call (a secret or a
+	// key read from a file, a signed assertion): attempt then asks auth for them.
+	formTail string
+	perCall  bool
+	// watched is set when some file is re-read (clientSecretFile, privateKeyFile, tls.*): only then
+	// can there be file problems to log.
+	watched bool
 
 	mu sync.Mutex
-	// Guarded by mu: replaced when a TLS file changes.
+	// Guarded by mu: replaced when a TLS file changes. Without tls, it is never replaced.
 	client *http.Client
 }
 
@@ -41,12 +57,30 @@ type attemptResult struct {
 }
 
 func newIDPClient(cs clientSettings) *idpClient {
-	c := &idpClient{clientSettings: cs}
+	c := &idpClient{clientSettings: cs, formTail: cs.hintField, base: http.Header{}}
 	c.client = c.newHTTPClient(cs.tlsConfig)
 	if c.templated == nil {
 		// Nothing depends on the request: build the headers once, not per call.
 		c.static, _, _ = c.renderHeaders(nil)
+		for k, v := range c.static {
+			c.base[k] = v
+		}
 	}
+	if a := c.auth; a != nil {
+		c.perCall = !a.fixed
+		c.watched = (a.secret != nil && a.secret.file != nil) || (a.key != nil && a.key.file != nil)
+		if a.fixed {
+			c.formTail += a.fixedForm
+			// Configured client authentication wins over an Authorization in clientConfig.headers.
+			if a.fixedHeader != "" {
+				c.base["Authorization"] = []string{a.fixedHeader}
+			}
+		}
+	}
+	c.watched = c.watched || c.tls != nil
+	// Our Content-Type and Accept win over configured headers: the body is ours.
+	c.base["Content-Type"] = []string{"application/x-www-form-urlencoded"}
+	c.base["Accept"] = []string{"application/json"}
 	return c
 }
 
@@ -77,7 +111,10 @@ func (c *idpClient) newHTTPClient(conf *tls.Config) *http.Client {
 // replaces the client by one with the new files; if they do not make a TLS configuration, the
 // old client stays and the problem is logged.
 func (c *idpClient) httpClient(now time.Time) *http.Client {
-	if c.tls != nil && c.tls.poll(now) {
+	if c.tls == nil {
+		return c.client
+	}
+	if c.tls.poll(now) {
 		if conf, err := c.tls.build(); err != nil {
 			c.tls.fail(err.Error())
 		} else {
@@ -107,20 +144,23 @@ func (c *idpClient) fileProblems() []string {
 	return out
 }
 
-// introspect asks the endpoint about token, sending the extra headers, and returns the decoded
-// answer, or why there is none. Transient failures are retried with backoff until maxRetries or
-// the timeout runs out.
-func (c *idpClient) introspect(ctx context.Context, extra http.Header, token string) (map[string]any, string) {
+// introspect asks the endpoint about token, sending the extra headers (the rendered templates,
+// nil when none is templated), and returns the decoded answer, or why there is none. Transient
+// failures are retried with backoff until maxRetries or the timeout runs out.
+func introspect(c *idpClient, ctx context.Context, extra http.Header, token string) (map[string]any, string) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	client := c.httpClient(time.Now())
+	client := c.client
+	if c.tls != nil {
+		client = c.httpClient(time.Now())
+	}
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
-	form := "token=" + url.QueryEscape(token) + c.hintField
+	form := "token=" + url.QueryEscape(token) + c.formTail
 	var r attemptResult
 	attempts := 0
 	for {
 		attempts++
-		r = c.attempt(ctx, client, form, extra)
+		r = attempt(c, ctx, client, form, extra)
 		if r.err == "" {
 			return r.claims, ""
 		}
@@ -152,31 +192,30 @@ func backoff(try int) time.Duration {
 	return base/2 + time.Duration(rand.Int63n(int64(base/2)+1))
 }
 
-// attempt makes one HTTP exchange.
-func (c *idpClient) attempt(ctx context.Context, client *http.Client, form string, extra http.Header) attemptResult {
+// attempt makes one HTTP exchange. extra holds the rendered header templates, nil when none is
+// templated; they never replace base's headers.
+func attempt(c *idpClient, ctx context.Context, client *http.Client, form string, extra http.Header) attemptResult {
 	authorization := ""
-	if c.auth != nil {
-		fields, header, err := c.auth.credentials(time.Now())
-		if err != nil {
-			return attemptResult{err: "client authentication: " + err.Error()}
+	if c.perCall {
+		var reason string
+		if form, authorization, reason = perCallCredentials(c, form); reason != "" {
+			return attemptResult{err: reason}
 		}
-		form += fields
-		authorization = header
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
 	if err != nil {
 		return attemptResult{err: "building the request failed"}
 	}
+	req.Header = c.base.Clone()
 	for k, v := range extra {
-		req.Header[k] = v
+		if _, ours := c.base[k]; !ours {
+			req.Header[k] = v
+		}
 	}
 	// Configured client authentication wins over an Authorization in clientConfig.headers.
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		req.Header["Authorization"] = []string{authorization}
 	}
-	// Our Content-Type and Accept win over configured headers: the body is ours.
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		// A transport error is worth retrying, unless our own deadline or the client ended it.
@@ -193,6 +232,17 @@ func (c *idpClient) attempt(ctx context.Context, client *http.Client, form strin
 	}
 	claims, reason := decodeAnswer(resp)
 	return attemptResult{claims: claims, err: reason}
+}
+
+// perCallCredentials returns form with the credentials of a client authentication that change
+// from call to call (a secret or a key read from a file, a signed assertion), and the
+// Authorization header value they need, if any.
+func perCallCredentials(c *idpClient, form string) (string, string, string) {
+	fields, authorization, err := c.auth.credentials(time.Now())
+	if err != nil {
+		return "", "", "client authentication: " + err.Error()
+	}
+	return form + fields, authorization, ""
 }
 
 // oauthErrorCode returns " (code)" for the RFC 6749 section 5.2 error code of an error answer, such

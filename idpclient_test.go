@@ -40,7 +40,7 @@ func TestTLSTrust(t *testing.T) {
 		t.Run(test.desc, func(t *testing.T) {
 			cfg := bearerConfig(srv.URL)
 			cfg.ClientConfig.TLS = test.tls
-			rec, _ := serve(t, cfg, "t")
+			rec, _ := serveOne(t, cfg, "t")
 			if rec.Code != test.want {
 				t.Errorf("status = %d, want %d", rec.Code, test.want)
 			}
@@ -59,11 +59,11 @@ func TestTLSClientCertificate(t *testing.T) {
 
 	cfg := bearerConfig(srv.URL)
 	cfg.ClientConfig.TLS = TLSConfig{InsecureSkipVerify: true}
-	if rec, _ := serve(t, cfg, "t"); rec.Code != http.StatusServiceUnavailable {
+	if rec, _ := serveOne(t, cfg, "t"); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("without a client certificate: status = %d, want 503", rec.Code)
 	}
 	cfg.ClientConfig.TLS = TLSConfig{InsecureSkipVerify: true, Cert: certPEM, Key: keyPEM}
-	if rec, _ := serve(t, cfg, "t"); rec.Code != http.StatusOK {
+	if rec, _ := serveOne(t, cfg, "t"); rec.Code != http.StatusOK {
 		t.Errorf("with the client certificate: status = %d, want 200", rec.Code)
 	}
 	cfg.ClientConfig.TLS = TLSConfig{Cert: certPEM, Key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}
@@ -86,7 +86,7 @@ func TestTimeoutBoundsTheWholeCall(t *testing.T) {
 	defer close(release)
 	cfg := bearerConfig(srv.URL)
 	start := time.Now()
-	rec, up := serve(t, cfg, "t")
+	rec, up := serveOne(t, cfg, "t")
 	elapsed := time.Since(start)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("status = %d, want 503", rec.Code)
@@ -109,7 +109,7 @@ func TestConnectionRefused(t *testing.T) {
 	cfg := bearerConfig("http://" + addr + "/introspect")
 	cfg.ClientConfig.MaxRetries = 2
 	start := time.Now()
-	rec, _ := serve(t, cfg, "t")
+	rec, _ := serveOne(t, cfg, "t")
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("status = %d, want 503", rec.Code)
 	}

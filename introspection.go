@@ -5,6 +5,7 @@ package oauthintrospection
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,61 +68,81 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	return m, nil
 }
 
-// ServeHTTP authenticates the request. It is kept small on purpose: the interpreter pays for every
-// local of a function on each call, so everything but a cache hit lives in other functions.
+// ServeHTTP authenticates the request. A cache hit is served by fastHit alone; everything else goes
+// through serve. The request path is plain functions, not methods: under Yaegi a method call on an
+// interpreted type costs about five plain calls (docs/development.md, interpreter costs).
 func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if m.fast != nil && fastHit(m.fast, req) {
 		m.next.ServeHTTP(rw, req)
 		return
 	}
-	m.serve(rw, req)
+	serve(m, rw, req)
 }
 
 // serve is the general path: every token source, misses, denials and failures.
-func (m *middleware) serve(rw http.ResponseWriter, req *http.Request) {
+func serve(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	dropIdentity(req, &m.settings.identity)
-	token, from, reason := m.settings.source.extract(req)
+	token, from, reason := extractToken(&m.settings.source, req)
 	if reason != "" {
-		m.deny(rw, reject(http.StatusUnauthorized, challengeMissing, reason))
+		deny(m, rw, reject(http.StatusUnauthorized, challengeMissing, reason))
 		return
 	}
-	v, now := m.lookup(req, token)
+	v, now := lookup(m, req, token)
 	v = checkTime(v, now)
 	if v.status != 0 {
-		m.deny(rw, v)
+		deny(m, rw, v)
 		return
 	}
-	m.forward(rw, req, v, from)
+	forward(m, rw, req, v, from)
 }
 
 // lookup returns the verdict for token, from the cache or from the IdP, and the time it is to
 // be checked at: the time of the lookup for a cached answer, the time the answer arrived for a new
 // one, since the IdP may take up to timeoutSeconds to answer.
-func (m *middleware) lookup(req *http.Request, token string) (*verdict, int64) {
+func lookup(m *middleware, req *http.Request, token string) (*verdict, int64) {
+	var key cacheKey
+	var rendered http.Header // nil unless some header is templated
+	if m.idp.templated == nil {
+		key = sha256.Sum256([]byte(token))
+	} else {
+		var reason string
+		if rendered, reason = renderFor(m, req); reason != "" {
+			return reject(http.StatusServiceUnavailable, nil, "introspection failed"), 0
+		}
+		key = tokenKey(token, rendered, m.idp.templated)
+	}
+	now := time.Now().Unix()
+	c := m.cache
+	c.mu.RLock()
+	e := c.entries[key]
+	c.mu.RUnlock()
+	if e != nil && now < e.freshUntil {
+		return e.v, now
+	}
+	return resolveMiss(m, req, token, rendered, key)
+}
+
+// renderFor renders the header templates for req, and logs why when it cannot. What a client
+// causes is its own request's problem: DEBUG, so that clients cannot crowd the gateway's and the
+// IdP's conditions out of the ERROR log.
+func renderFor(m *middleware, req *http.Request) (http.Header, string) {
 	rendered, reason, byClient := m.idp.renderHeaders(req)
 	if reason != "" {
-		// What a client causes is its own request's problem: DEBUG, so that clients cannot crowd
-		// the gateway's and the IdP's conditions out of the ERROR log.
 		level := "error"
 		if byClient {
 			level = "debug"
 		}
 		m.logf(level, "introspection failed: "+reason)
-		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), 0
 	}
-	key := tokenKey(token, rendered, m.idp.templated)
-	now := time.Now().Unix()
-	if e := m.cache.get(key); e != nil && now < e.freshUntil {
-		return e.v, now
-	}
-	return m.resolveMiss(req, token, rendered, key)
+	return rendered, reason
 }
 
 // resolveMiss handles a miss: one introspection per key at a time, whatever the number of requests
 // waiting for it. A waiter gives up when its own request ends. The leader publishes its verdict on
 // every path, a panic included, so that no waiter waits for an introspection nobody will finish.
-func (m *middleware) resolveMiss(req *http.Request, token string, rendered http.Header, key cacheKey) (v *verdict, now int64) {
-	p, leader := m.cache.join(key)
+func resolveMiss(m *middleware, req *http.Request, token string, rendered http.Header, key cacheKey) (v *verdict, now int64) {
+	c := m.cache
+	p, leader := join(c, key)
 	if !leader {
 		p.waiters.Add(1)
 		if firstReady(p.done, req.Context().Done()) {
@@ -137,37 +158,45 @@ func (m *middleware) resolveMiss(req *http.Request, token string, rendered http.
 		r := recover()
 		v = reject(http.StatusServiceUnavailable, nil, "internal error")
 		now = 0
-		m.cache.publish(key, p, v, nil, false)
+		publish(c, key, p, v, nil, false)
 		m.logf("error", "introspection failed: internal error ("+panicText(r)+")")
 	}()
 	// The call outlives the leader's request if that one is cancelled: others may be waiting.
 	var answered bool
-	v, answered = m.askIdP(context.WithoutCancel(req.Context()), rendered, token)
+	v, answered = askIdP(m, context.WithoutCancel(req.Context()), rendered, token)
 	now = time.Now().Unix()
-	old := m.cache.get(key)
-	switch {
-	case answered:
+	if answered {
 		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:
 		// an inactive token must never come back through staleIfErrorSeconds.
-		m.cache.publish(key, p, v, m.cache.newEntry(v, now), true)
-	case old != nil && now < old.staleUntil:
-		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
-		v = old.v
-		m.cache.publish(key, p, v, stillStale(old, now), false)
-	default:
-		m.cache.publish(key, p, v, nil, false)
+		publish(c, key, p, v, newEntry(c, v, now), true)
+	} else {
+		v = failedMiss(m, key, p, v, now)
 	}
 	published = true
 	return v, now
 }
 
+// failedMiss publishes the outcome of an introspection that got no answer: a cached answer within
+// its staleIfErrorSeconds window stands in for it, or else the failure v itself.
+func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) *verdict {
+	c := m.cache
+	old := c.get(key)
+	if old != nil && now < old.staleUntil {
+		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
+		publish(c, key, p, old.v, stillStale(old, now), false)
+		return old.v
+	}
+	publish(c, key, p, v, nil, false)
+	return v
+}
+
 // askIdP introspects token and judges the answer. answered is false when no answer came: the IdP
 // could not be reached, failed, or sent something that is not an introspection response. Only then
 // may a stale cached answer stand in.
-func (m *middleware) askIdP(ctx context.Context, rendered http.Header, token string) (*verdict, bool) {
-	claims, reason := m.idp.introspect(ctx, rendered, token)
-	for _, problem := range m.idp.fileProblems() {
-		m.logf("error", problem+"; the last good content stays in use")
+func askIdP(m *middleware, ctx context.Context, rendered http.Header, token string) (*verdict, bool) {
+	claims, reason := introspect(m.idp, ctx, rendered, token)
+	if m.idp.watched {
+		logFileProblems(m)
 	}
 	if reason != "" {
 		m.logf("error", "introspection failed: "+reason)
@@ -176,9 +205,16 @@ func (m *middleware) askIdP(ctx context.Context, rendered http.Header, token str
 	return judge(m.settings, claims), true
 }
 
+// logFileProblems logs, once each, the problems met while re-reading the configured files.
+func logFileProblems(m *middleware) {
+	for _, problem := range m.idp.fileProblems() {
+		m.logf("error", problem+"; the last good content stays in use")
+	}
+}
+
 // deny answers a request that may not pass (RFC 6750 section 3). The body is only the status
 // text; the reason goes to the debug log.
-func (m *middleware) deny(rw http.ResponseWriter, v *verdict) {
+func deny(m *middleware, rw http.ResponseWriter, v *verdict) {
 	h := rw.Header()
 	if v.challenge != nil {
 		h["Www-Authenticate"] = v.challenge
@@ -190,13 +226,13 @@ func (m *middleware) deny(rw http.ResponseWriter, v *verdict) {
 
 // forward sends an authenticated request upstream with the identity taken from the IdP's answer.
 // The verdict carries its own header names, so it can only ever be written as it was computed.
-func (m *middleware) forward(rw http.ResponseWriter, req *http.Request, v *verdict, from tokenFrom) {
+func forward(m *middleware, rw http.ResponseWriter, req *http.Request, v *verdict, from tokenFrom) {
 	s := m.settings
 	keep := fromNone
 	if s.forwardAuth {
 		keep = from
 	}
-	s.source.stripCarriers(req, keep)
+	stripCarriers(&s.source, req, keep)
 	for i, name := range v.names {
 		req.Header[name] = []string{v.values[i]}
 	}

@@ -265,8 +265,8 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// serve builds a middleware from cfg around a recording upstream and sends one request with token.
-func serve(t *testing.T, cfg *Config, token string) (*httptest.ResponseRecorder, *upstream) {
+// serveOne builds a middleware from cfg around a recording upstream and sends one request with token.
+func serveOne(t *testing.T, cfg *Config, token string) (*httptest.ResponseRecorder, *upstream) {
 	t.Helper()
 	up := &upstream{}
 	h, err := New(context.Background(), up, cfg, "idpclient@test")

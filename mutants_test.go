@@ -103,7 +103,7 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 			cfg := bearerConfig(srv.URL)
 			cfg.ClientConfig.TLS = test.tls
 			cfg.ClientConfig.MaxRetries = 0
-			if rec, _ := serve(t, cfg, "t"); rec.Code != http.StatusServiceUnavailable {
+			if rec, _ := serveOne(t, cfg, "t"); rec.Code != http.StatusServiceUnavailable {
 				t.Errorf("status %d, want 503: the endpoint's certificate was not verified", rec.Code)
 			}
 		})
@@ -158,10 +158,10 @@ func TestTimeClaimEdges(t *testing.T) {
 			}
 		})
 	}
-	if got, ok := timeClaim(map[string]any{"nbf": jsonNumber("9223372036854775808")}, "nbf", 0); !ok || got != math.MaxInt64 {
+	if got, ok := timeClaim(jsonNumber("9223372036854775808")); !ok || got != math.MaxInt64 {
 		t.Errorf("nbf 2^63 = %d, %v; want MaxInt64", got, ok)
 	}
-	if got, ok := timeClaim(map[string]any{"exp": jsonNumber("-9223372036854775808")}, "exp", 0); !ok || got != math.MinInt64 {
+	if got, ok := timeClaim(jsonNumber("-9223372036854775808")); !ok || got != math.MinInt64 {
 		t.Errorf("exp -2^63 = %d, %v; want MinInt64", got, ok)
 	}
 }
@@ -325,7 +325,7 @@ func TestEndlessAnswerIsCut(t *testing.T) {
 			cfg.ClientConfig.TimeoutSeconds = 10
 			cfg.ClientConfig.MaxRetries = 0
 			start := time.Now()
-			rec, _ := serve(t, cfg, "t")
+			rec, _ := serveOne(t, cfg, "t")
 			expectStatus(t, rec, http.StatusServiceUnavailable)
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("an endless body took %v, near the 10 s timeout: it was not cut", took)
@@ -359,7 +359,7 @@ func TestCacheEntrySizes(t *testing.T) {
 	now := time.Now().Unix()
 	c := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 10, MaxBytes: 3 * entryOverhead})
 	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64, names: []string{"A", "B"}, values: []string{"12345", "678"}, user: url.User("alice")}
-	if e := c.newEntry(v, now); e == nil || e.size != entryOverhead+5+3+5 {
+	if e := newEntry(c, v, now); e == nil || e.size != entryOverhead+5+3+5 {
 		t.Errorf("entry size %v, want %d (overhead, values, username)", e, entryOverhead+13)
 	}
 	bare := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
@@ -528,7 +528,7 @@ func TestRetriesBackOffFromTheFirstStep(t *testing.T) {
 	cfg := bearerConfig(idp.srv.URL)
 	cfg.ClientConfig.MaxRetries = 10
 	cfg.ClientConfig.TimeoutSeconds = 1
-	rec, _ := serve(t, cfg, "t")
+	rec, _ := serveOne(t, cfg, "t")
 	expectStatus(t, rec, http.StatusServiceUnavailable)
 	if calls, _, _ := idp.snapshot(); calls < 5 || calls > 7 {
 		t.Errorf("%d attempts in 1 s, want 5 to 7", calls)

@@ -41,28 +41,37 @@ type tokenSource struct {
 	cookieFold string
 }
 
-// extract returns the token and where it came from. A non-empty reason means the request carries no
-// usable token: from is fromNone when none was sent, and names the source when it was malformed.
-// The reason never contains the token.
-func (s *tokenSource) extract(req *http.Request) (token string, from tokenFrom, reason string) {
+// extractToken returns the token and where it came from. A non-empty reason means the request
+// carries no usable token: from is fromNone when none was sent, and names the source when it was
+// malformed. The reason never contains the token. It and its helpers are plain functions: under
+// Yaegi a method call costs about five plain calls (docs/development.md, interpreter costs).
+func extractToken(s *tokenSource, req *http.Request) (token string, from tokenFrom, reason string) {
 	if s.header != "" {
 		if vals := req.Header[s.header]; len(vals) > 0 {
-			token, reason = s.fromHeaderValues(vals)
+			token, reason = fromHeaderValues(s, vals)
 			if token != "" || reason != "" {
-				return s.check(token, fromHeader, reason)
+				return checkToken(s, token, fromHeader, reason)
 			}
 		}
 	}
+	if s.query == "" && s.cookie == "" {
+		return "", fromNone, "no token"
+	}
+	return fromQueryOrCookie(s, req)
+}
+
+// fromQueryOrCookie is extractToken for the query and cookie sources, tried in that order.
+func fromQueryOrCookie(s *tokenSource, req *http.Request) (token string, from tokenFrom, reason string) {
 	if s.query != "" && req.URL.RawQuery != "" {
 		token, reason = queryToken(req.URL.RawQuery, s.queryFold)
 		if token != "" || reason != "" {
-			return s.check(token, fromQuery, reason)
+			return checkToken(s, token, fromQuery, reason)
 		}
 	}
 	if s.cookie != "" {
 		token, reason = cookieToken(req.Header["Cookie"], s.cookieFold)
 		if token != "" || reason != "" {
-			return s.check(token, fromCookie, reason)
+			return checkToken(s, token, fromCookie, reason)
 		}
 	}
 	return "", fromNone, "no token"
@@ -70,7 +79,7 @@ func (s *tokenSource) extract(req *http.Request) (token string, from tokenFrom, 
 
 // fromHeaderValues returns the token in the header values, ("", "") when the header holds no token,
 // or a reason when it is malformed.
-func (s *tokenSource) fromHeaderValues(vals []string) (string, string) {
+func fromHeaderValues(s *tokenSource, vals []string) (string, string) {
 	if len(vals) > 1 {
 		return "", "several " + s.header + " headers"
 	}
@@ -94,8 +103,8 @@ func (s *tokenSource) fromHeaderValues(vals []string) (string, string) {
 	return strings.TrimLeft(rest, " "), ""
 }
 
-// check applies the checks every token must pass, wherever it came from.
-func (s *tokenSource) check(token string, from tokenFrom, reason string) (string, tokenFrom, string) {
+// checkToken applies the checks every token must pass, wherever it came from.
+func checkToken(s *tokenSource, token string, from tokenFrom, reason string) (string, tokenFrom, string) {
 	if reason != "" {
 		return "", from, reason
 	}
@@ -218,7 +227,7 @@ func isCookieCarrier(part, fold string) bool {
 // underscore twins), every copy of the query parameter and of the cookie. Only keep, the place the
 // checked token came from, stays, and only when forwardAuthorization asks for it: an unchecked
 // second credential never reaches the upstream service.
-func (s *tokenSource) stripCarriers(req *http.Request, keep tokenFrom) {
+func stripCarriers(s *tokenSource, req *http.Request, keep tokenFrom) {
 	if s.header != "" {
 		if keep != fromHeader {
 			delete(req.Header, s.header)
@@ -227,14 +236,26 @@ func (s *tokenSource) stripCarriers(req *http.Request, keep tokenFrom) {
 			delete(req.Header, twin)
 		}
 		if s.headerScan {
-			fold := foldHeaderName(s.header)
-			for name := range req.Header {
-				if name != s.header && foldHeaderName(name) == fold {
-					delete(req.Header, name)
-				}
-			}
+			stripHeaderFolds(req, s.header)
 		}
 	}
+	if s.query != "" || s.cookie != "" {
+		stripQueryAndCookie(s, req, keep)
+	}
+}
+
+// stripHeaderFolds removes every header other than header whose name folds to the same.
+func stripHeaderFolds(req *http.Request, header string) {
+	fold := foldHeaderName(header)
+	for name := range req.Header {
+		if name != header && foldHeaderName(name) == fold {
+			delete(req.Header, name)
+		}
+	}
+}
+
+// stripQueryAndCookie is stripCarriers for the query and cookie sources.
+func stripQueryAndCookie(s *tokenSource, req *http.Request, keep tokenFrom) {
 	if s.query != "" && keep != fromQuery && req.URL.RawQuery != "" {
 		req.URL.RawQuery = withoutQueryParam(req.URL.RawQuery, s.queryFold)
 		req.RequestURI = req.URL.RequestURI()

@@ -82,7 +82,7 @@ func TestTokenSourceExtract(t *testing.T) {
 				req.Header.Add(h[0], h[1])
 			}
 			source := test.source
-			token, from, reason := source.extract(req)
+			token, from, reason := extractToken(&source, req)
 			if token != test.wantToken || from != test.wantFrom || reason != test.wantReason {
 				t.Errorf("extract() = (%q, %d, %q), want (%q, %d, %q)", token, from, reason, test.wantToken, test.wantFrom, test.wantReason)
 			}
@@ -121,7 +121,7 @@ func TestTokenSourceStripCarriers(t *testing.T) {
 			if test.cookie != "" {
 				req.Header.Set("Cookie", test.cookie)
 			}
-			source.stripCarriers(req, test.keep)
+			stripCarriers(&source, req, test.keep)
 			expectEqual(t, "query", req.URL.RawQuery, test.wantQuery)
 			if test.wantCookie == absent {
 				expectUpstream(t, req.Header, map[string]string{"Cookie": absent})

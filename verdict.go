@@ -36,15 +36,20 @@ func judge(s *settings, claims map[string]any) *verdict {
 	if active, ok := claims["active"].(bool); !ok || !active {
 		return reject(http.StatusUnauthorized, challengeInvalid, "token is not active")
 	}
-	v := &verdict{}
+	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
 	var ok bool
-	if v.exp, ok = timeClaim(claims, "exp", math.MaxInt64); !ok {
-		return reject(http.StatusServiceUnavailable, nil, "answer has a malformed exp")
+	// claims[k] is nil for an absent claim too: either way the bound stays open.
+	if raw := claims["exp"]; raw != nil {
+		if v.exp, ok = timeClaim(raw); !ok {
+			return reject(http.StatusServiceUnavailable, nil, "answer has a malformed exp")
+		}
 	}
-	if v.nbf, ok = timeClaim(claims, "nbf", math.MinInt64); !ok {
-		return reject(http.StatusServiceUnavailable, nil, "answer has a malformed nbf")
+	if raw := claims["nbf"]; raw != nil {
+		if v.nbf, ok = timeClaim(raw); !ok {
+			return reject(http.StatusServiceUnavailable, nil, "answer has a malformed nbf")
+		}
 	}
-	if s.claims != nil && !s.claims.eval(claims) {
+	if s.claims != nil && !evalClaims(s.claims, claims) {
 		v.status = http.StatusForbidden
 		v.challenge = challengeScope
 		v.reason = "claims expression is false"
@@ -76,13 +81,9 @@ func judge(s *settings, claims map[string]any) *verdict {
 	return v
 }
 
-// timeClaim reads a NumericDate claim (RFC 7519 section 2). missing is returned when the claim is
-// absent; ok is false when it is present but not a number.
-func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
-	raw, found := claims[key]
-	if !found || raw == nil {
-		return missing, true
-	}
+// timeClaim reads the value of a NumericDate claim (RFC 7519 section 2); ok is false when it is
+// not a number.
+func timeClaim(raw any) (int64, bool) {
 	n, isNumber := raw.(json.Number)
 	if !isNumber {
 		return 0, false
@@ -105,7 +106,7 @@ func timeClaim(claims map[string]any, key string, missing int64) (int64, bool) {
 
 // validAt is the one rule for "valid now": a token is valid from its nbf, included, until its exp,
 // excluded (RFC 7519 sections 4.1.4 and 4.1.5). checkTime applies it to every request; the cache's
-// pass window (cacheEntry.setPass) is its bounds, and fastHit inlines the same comparison.
+// pass window (setPass) is its bounds, and fastHit inlines the same comparison.
 func validAt(nbf, exp, now int64) bool {
 	return now >= nbf && now < exp
 }
@@ -132,18 +133,28 @@ func reject(status int, challenge []string, reason string) *verdict {
 // booleans as true/false, arrays comma-joined and objects as JSON. A missing claim gives "".
 // ok is false when the value cannot travel in a header (a control character).
 func forwardValue(claims map[string]any, path []string) (string, bool) {
-	raw, found := lookupClaim(claims, path)
-	if !found || raw == nil {
-		return "", true
+	raw, _ := lookupClaim(claims, path)
+	text, isString := raw.(string)
+	if !isString {
+		if raw == nil {
+			return "", true
+		}
+		text = headerText(raw)
 	}
-	text := headerText(raw)
 	return text, validHeaderValue(text)
 }
 
+// headerText is forwardValue's rendering of a claim that is not a string.
 func headerText(raw any) string {
 	if text, ok := claimText(raw); ok {
 		return text
 	}
+	return compositeText(raw)
+}
+
+// compositeText renders an array comma-joined and an object as JSON. It is headerText's second
+// half, apart so that a scalar's call pays for none of its locals.
+func compositeText(raw any) string {
 	if list, ok := raw.([]any); ok {
 		parts := make([]string, 0, len(list))
 		for _, item := range list {
@@ -167,10 +178,16 @@ func headerText(raw any) string {
 // not an object.
 func lookupClaim(claims map[string]any, keys []string) (any, bool) {
 	if len(keys) == 1 {
-		// Most keys are top-level; this path skips the interpreted loop below.
+		// Most keys are top-level: this path makes no further call, and the loop's locals are
+		// lookupNested's, since the interpreter allocates every local of a function on each call.
 		v, ok := claims[keys[0]]
 		return v, ok
 	}
+	return lookupNested(claims, keys)
+}
+
+// lookupNested is lookupClaim for paths of any other length.
+func lookupNested(claims map[string]any, keys []string) (any, bool) {
 	if len(keys) == 0 {
 		return nil, false
 	}
