@@ -218,20 +218,31 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		// A transport error is worth retrying, unless our own deadline or the client ended it.
-		return attemptResult{err: "request failed: " + transportFailure(ctx, err), retry: ctx.Err() == nil}
+		return transportResult(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		transient := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
-		return attemptResult{
-			err:   "endpoint answered " + strconv.Itoa(resp.StatusCode) + oauthErrorCode(resp),
-			retry: transient,
-			after: retryAfter(resp.Header.Get("Retry-After")),
-		}
+		return statusResult(resp)
 	}
 	claims, reason := decodeAnswer(resp)
 	return attemptResult{claims: claims, err: reason}
+}
+
+// transportResult is the outcome of an exchange that failed in transport. It is worth retrying,
+// unless our own deadline or the client ended it. (The failure branches of attempt are functions
+// of their own so that a successful exchange pays for none of their frame slots.)
+func transportResult(ctx context.Context, err error) attemptResult {
+	return attemptResult{err: "request failed: " + transportFailure(ctx, err), retry: ctx.Err() == nil}
+}
+
+// statusResult is the outcome of an answer other than 200: a 429 or a 5xx is transient (RFC 6585
+// section 4, RFC 9110 section 15.6), and its Retry-After is kept.
+func statusResult(resp *http.Response) attemptResult {
+	return attemptResult{
+		err:   "endpoint answered " + strconv.Itoa(resp.StatusCode) + oauthErrorCode(resp),
+		retry: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
+		after: retryAfter(resp.Header.Get("Retry-After")),
+	}
 }
 
 // perCallCredentials returns form with the credentials of a client authentication that change

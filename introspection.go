@@ -144,11 +144,7 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 	c := m.cache
 	p, leader := join(c, key)
 	if !leader {
-		p.waiters.Add(1)
-		if firstReady(p.done, req.Context().Done()) {
-			return p.v, time.Now().Unix()
-		}
-		return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection"), 0
+		return awaitLeader(p, req)
 	}
 	published := false
 	defer func() {
@@ -174,6 +170,15 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 	}
 	published = true
 	return v, now
+}
+
+// awaitLeader waits for the introspection p that another request leads, until its own request ends.
+func awaitLeader(p *pending, req *http.Request) (*verdict, int64) {
+	p.waiters.Add(1)
+	if firstReady(p.done, req.Context().Done()) {
+		return p.v, time.Now().Unix()
+	}
+	return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection"), 0
 }
 
 // failedMiss publishes the outcome of an introspection that got no answer: a cached answer within

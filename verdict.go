@@ -65,20 +65,26 @@ func judge(s *settings, claims map[string]any) *verdict {
 		}
 		v.values[i] = val
 	}
-	if s.usernamePath != nil {
-		username := ""
-		if raw, found := lookupClaim(claims, s.usernamePath); found {
-			username, _ = claimText(raw)
-		}
-		// The user reaches Traefik's access log as it is: a line break would forge log lines.
-		if !validHeaderValue(username) {
-			return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
-		}
-		if username != "" {
-			v.user = url.User(username)
-		}
+	if s.usernamePath != nil && !setUser(v, claims, s.usernamePath) {
+		return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
 	}
 	return v
+}
+
+// setUser sets the access-log user of v from the usernameClaim at path. It returns false when the
+// claim cannot be logged as it is: a line break would forge log lines.
+func setUser(v *verdict, claims map[string]any, path []string) bool {
+	username := ""
+	if raw, found := lookupClaim(claims, path); found {
+		username, _ = claimText(raw)
+	}
+	if !validHeaderValue(username) {
+		return false
+	}
+	if username != "" {
+		v.user = url.User(username)
+	}
+	return true
 }
 
 // timeClaim reads the value of a NumericDate claim (RFC 7519 section 2); ok is false when it is
