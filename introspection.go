@@ -59,11 +59,11 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	if made {
 		// Once per configuration, not on every reload that rebuilds it.
 		for _, w := range s.warnings {
-			lg.log("error", w)
+			logLine(lg, "error", w)
 		}
 	}
 	m := &middleware{next: next, settings: sh.settings, idp: sh.idp, cache: sh.cache}
-	m.logf = func(level, msg string) { lg.log(level, msg) }
+	m.logf = func(level, msg string) { logLine(lg, level, msg) }
 	m.fast = newFastPath(sh.settings, sh.cache, sh.idp)
 	return m, nil
 }

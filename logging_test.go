@@ -15,7 +15,7 @@ func TestErrorLinesAreRateLimited(t *testing.T) {
 	l := newLogger("limit@test")
 	l.errs = log.New(&out, "", 0)
 	for i := 0; i < 5; i++ {
-		l.log("error", "introspection failed")
+		logLine(l, "error", "introspection failed")
 	}
 	if got := strings.Count(out.String(), "\n"); got != 1 {
 		t.Fatalf("%d lines within the interval, want 1:\n%s", got, out.String())
@@ -24,7 +24,7 @@ func TestErrorLinesAreRateLimited(t *testing.T) {
 	l.mu.Lock()
 	l.kinds["introspection failed"].last = time.Now().Add(-errorLogInterval)
 	l.mu.Unlock()
-	l.log("error", "introspection failed")
+	logLine(l, "error", "introspection failed")
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("got %d lines, want 2:\n%s", len(lines), out.String())

@@ -487,12 +487,12 @@ func TestErrorKindsCannotBeMultiplied(t *testing.T) {
 	l := newLogger("kinds@test")
 	l.errs = log.New(&out, "", 0)
 	for status := 520; status < 590; status++ {
-		l.log("error", fmt.Sprintf("introspection failed: endpoint answered %d (attempts: %d)", status, status%4+1))
+		logLine(l, "error", fmt.Sprintf("introspection failed: endpoint answered %d (attempts: %d)", status, status%4+1))
 	}
-	l.log("error", "introspection failed: endpoint answered 400 (invalid_request) (attempts: 1)")
-	l.log("error", "introspection failed: endpoint answered 400 (invalid_request) (attempts: 1)")
-	l.log("error", "introspection failed: endpoint answered 401 (invalid_client) (attempts: 1)")
-	l.log("error", "introspection failed: endpoint answered 400 (invalid_client) (attempts: 1)")
+	logLine(l, "error", "introspection failed: endpoint answered 400 (invalid_request) (attempts: 1)")
+	logLine(l, "error", "introspection failed: endpoint answered 400 (invalid_request) (attempts: 1)")
+	logLine(l, "error", "introspection failed: endpoint answered 401 (invalid_client) (attempts: 1)")
+	logLine(l, "error", "introspection failed: endpoint answered 400 (invalid_client) (attempts: 1)")
 	got := out.String()
 	if n := strings.Count(got, "endpoint answered 5"); n != 1 {
 		t.Errorf("%d lines for 70 status codes, want 1:\n%s", n, got)
