@@ -22,9 +22,11 @@ type fastPath struct {
 	twins       []string
 	forwardAuth bool
 	// withQuery and withCookie tell that the query or a cookie may carry a token too: a request
-	// that has a query string or cookies goes to serve, which removes those carriers.
+	// that has a query string or cookies goes to serve, which removes those carriers. other is
+	// set when either is.
 	withQuery  bool
 	withCookie bool
+	other      bool
 	// The cache's lock and map, held directly: each selector costs the interpreter on every hit.
 	// The map is made once with the cache and never replaced.
 	mu      *sync.RWMutex
@@ -47,8 +49,16 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 		f.prefix = s.source.scheme + " "
 	}
 	f.maxHeader += len(f.prefix)
+	f.other = f.withQuery || f.withCookie
 	f.twins = append(append(f.twins, s.identity.twins...), s.source.headerTwins...)
 	return f
+}
+
+// otherCarrier reports whether req has a query string or cookies that may carry a token. It is
+// apart from fastHit, which calls it only when the query or a cookie is configured, so that other
+// hits pay for none of its frame slots.
+func otherCarrier(f *fastPath, req *http.Request) bool {
+	return (f.withQuery && req.URL.RawQuery != "") || (f.withCookie && len(req.Header["Cookie"]) != 0)
 }
 
 // fastHit reports whether req was authorized by a fresh cached verdict, and then prepares it for
@@ -58,7 +68,7 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 func fastHit(f *fastPath, req *http.Request) bool {
 	h := req.Header
 	vals := h[f.header]
-	if len(vals) != 1 || (f.withQuery && req.URL.RawQuery != "") || (f.withCookie && len(h["Cookie"]) != 0) {
+	if len(vals) != 1 || (f.other && otherCarrier(f, req)) {
 		return false
 	}
 	value := vals[0]

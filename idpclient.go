@@ -1,7 +1,6 @@
 package oauthintrospection
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -156,16 +155,22 @@ func introspect(c *idpClient, ctx context.Context, extra http.Header, token stri
 	}
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
 	form := "token=" + url.QueryEscape(token) + c.formTail
-	var r attemptResult
-	attempts := 0
-	for {
+	r := attempt(c, ctx, client, form, extra)
+	if r.err == "" {
+		return r.claims, ""
+	}
+	return retry(c, ctx, client, form, extra, r)
+}
+
+// retry goes on after a failed first attempt r: transient failures are tried again with backoff
+// until maxRetries or the timeout runs out. (Apart from introspect so that a miss answered at
+// once pays for none of the loop's frame slots.)
+func retry(c *idpClient, ctx context.Context, client *http.Client, form string, extra http.Header, r attemptResult) (map[string]any, string) {
+	attempts := 1
+	for r.retry && attempts <= c.maxRetries && c.pause(ctx, attempts-1, r.after) {
 		attempts++
-		r = attempt(c, ctx, client, form, extra)
-		if r.err == "" {
+		if r = attempt(c, ctx, client, form, extra); r.err == "" {
 			return r.claims, ""
-		}
-		if !r.retry || attempts > c.maxRetries || !c.pause(ctx, attempts-1, r.after) {
-			break
 		}
 	}
 	return nil, fmt.Sprintf("%s (attempts: %d)", r.err, attempts)
@@ -336,6 +341,9 @@ func retryAfter(v string) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
+// errTrailingData marks an answer with more than one JSON value.
+var errTrailingData = errors.New("data after the JSON object")
+
 // decodeAnswer reads a 200 response: it must be application/json, at most maxResponseBytes, and hold
 // exactly one JSON object (RFC 7662 section 2.2). Numbers stay json.Number so that exp prints as the
 // IdP sent it and claims compare by text.
@@ -344,21 +352,25 @@ func decodeAnswer(resp *http.Response) (map[string]any, string) {
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, "answer is not application/json"
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, "reading the answer failed"
-	}
-	if len(body) > maxResponseBytes {
-		return nil, "answer larger than 1 MiB"
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	// The decoder reads the body itself, through a reader that stops one byte past the cap: N
+	// is 0 afterwards exactly when the answer is larger than the cap.
+	body := &io.LimitedReader{R: resp.Body, N: maxResponseBytes + 1}
+	dec := json.NewDecoder(body)
 	dec.UseNumber()
 	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, "answer is not JSON"
+	err = dec.Decode(&v)
+	if err == nil {
+		if _, end := dec.Token(); end != io.EOF {
+			err = errTrailingData
+		}
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	switch {
+	case body.N == 0:
+		return nil, "answer larger than 1 MiB"
+	case err == errTrailingData:
 		return nil, "answer has data after the JSON object"
+	case err != nil:
+		return nil, "answer is not JSON, or reading it failed"
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
