@@ -7,6 +7,8 @@
 --                                Authorization header comes from the command line (-H)
 --   flood      PREFIX            GET with a new bogus bearer token on every request, and count
 --                                the status codes
+--   fresh      PREFIX            as flood, with tokens named fresh-PREFIX-N (bench/fill.sh, whose
+--                                IdP answers every token active)
 --   statuses                     the command line's request as it is, and count the status codes
 --
 -- Every mode ends with one line "WRKJSON {...}" on stdout: requests, duration, errors, non-2xx
@@ -67,11 +69,11 @@ function init(args)
   elseif mode == "statuses" then
     request = nil
     response = count
-  elseif mode == "flood" then
-    local prefix = args[2] or tostring(os.time())
+  elseif mode == "flood" or mode == "fresh" then
+    local name = (mode == "flood" and "bogus-" or "fresh-") .. (args[2] or tostring(os.time())) .. "-"
     request = function()
       sent = sent + 1
-      return wrk.format("GET", nil, { Authorization = "Bearer bogus-" .. prefix .. "-" .. sent })
+      return wrk.format("GET", nil, { Authorization = "Bearer " .. name .. sent })
     end
     response = count
   else

@@ -1,0 +1,44 @@
+// Command fastidp is an introspection endpoint for filling the plugin's cache quickly: it answers
+// every POST with an active answer shaped like node-oidc-provider's (the claims the bench forwards
+// and checks), so that Traefik, not the IdP, bounds how fast new tokens are cached. GET /count
+// returns the number of introspections answered.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+// answer is the bench's IdP answer (bench_test.go's benchAnswer), valid until 2100.
+const answer = `{"active":true,"grp":"admin","username":"alice","user":{"name":"Alice Admin","status":"active"},"areas":["office","home"],"client_id":"app-admin","exp":4102444800,"iat":1767225600,"iss":"http://127.0.0.1:9090","scope":"api:read","token_type":"Bearer"}`
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	flag.Parse()
+	var calls atomic.Int64
+	body := []byte(answer)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
+		if r.PostFormValue("token") == "" {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		calls.Add(1)
+		w.Header()["Content-Type"] = []string{"application/json"}
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc("GET /count", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(strconv.FormatInt(calls.Load(), 10)))
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("IDP_READY http://%s\n", ln.Addr())
+	log.Fatal(http.Serve(ln, mux))
+}
