@@ -69,6 +69,14 @@ type ClientConfig struct {
 	// MaxRetries is how many times a failed call (transport error, 5xx or 429) is retried within
 	// TimeoutSeconds. CreateConfig sets 3; zero disables retries.
 	MaxRetries int
+	// MaxInFlight bounds the introspections in flight for this middleware, over all its routers.
+	// A miss beyond it waits up to InFlightWaitMilliseconds for a slot, then gets 503 with
+	// Retry-After. If zero, 64 is used.
+	MaxInFlight int
+	// InFlightWaitMilliseconds is how long a miss waits for an in-flight slot. If zero, 100 is used.
+	InFlightWaitMilliseconds int
+	// CircuitBreaker stops calling an IdP that keeps failing.
+	CircuitBreaker CircuitBreakerConfig
 	// ClientID identifies this gateway to the endpoint (RFC 7662 section 2.1). If empty, and
 	// AuthMethod is empty, credentials come only from Headers.
 	ClientID string
@@ -92,6 +100,19 @@ type ClientConfig struct {
 	KeyID string
 }
 
+// CircuitBreakerConfig configures the circuit breaker in front of the introspection endpoint. A
+// failed call is a transport error, a timeout, a 5xx or a 429; any other answer resets the count.
+type CircuitBreakerConfig struct {
+	// ConsecutiveFailures is how many failed calls in a row open the breaker; each attempt,
+	// retries included, is a call. If zero, 5 is used.
+	ConsecutiveFailures int
+	// OpenSeconds is how long the breaker stays open, answering misses with 503 at once, before it
+	// lets one probe call through. If zero, 1 is used.
+	OpenSeconds int
+	// Disabled turns the breaker off: every miss calls the IdP. Default false.
+	Disabled bool
+}
+
 // TLSConfig configures TLS to the introspection endpoint. CA, Cert and Key hold PEM content or the
 // path of a PEM file.
 type TLSConfig struct {
@@ -111,6 +132,15 @@ const (
 	defaultMaxTokenLength = 4096
 	maxTimeoutSeconds     = 300
 	maxMaxRetries         = 10
+	// The guard's defaults and bounds (guard.go; docs/resilience.md says how they were chosen).
+	defaultMaxInFlight     = 64
+	maxMaxInFlight         = 10000
+	defaultInFlightWaitMs  = 100
+	maxInFlightWaitMs      = 10000
+	defaultBreakerFailures = 5
+	maxBreakerFailures     = 1000
+	defaultBreakerOpenSecs = 1
+	maxBreakerOpenSeconds  = 3600
 )
 
 // CacheConfig configures the introspection cache. A cached answer never skips a check: exp and nbf
@@ -182,6 +212,11 @@ type clientSettings struct {
 	auth       *clientAuth      // nil when credentials come only from headers
 	timeout    time.Duration    // bounds a whole introspection, retries included
 	maxRetries int
+	// The guard (guard.go): breakerFailures is 0 when the breaker is disabled.
+	maxInFlight     int
+	inFlightWait    time.Duration
+	breakerFailures int
+	breakerOpen     time.Duration
 }
 
 // compile validates cfg and turns it into settings. Every error names the offending field.
@@ -306,6 +341,9 @@ func compileClient(cc ClientConfig, s *settings) error {
 	}
 	k.maxRetries = cc.MaxRetries
 	var err error
+	if err = compileGuard(cc, k); err != nil {
+		return err
+	}
 	if k.headers, err = compileHeaderTemplates(cc.Headers); err != nil {
 		return err
 	}
@@ -322,6 +360,40 @@ func compileClient(cc ClientConfig, s *settings) error {
 		return err
 	}
 	return checkCredentials(s)
+}
+
+// compileGuard compiles the options of the in-flight bound and the circuit breaker into k.
+func compileGuard(cc ClientConfig, k *clientSettings) error {
+	cb := cc.CircuitBreaker
+	for _, f := range []struct {
+		name              string
+		v, fallback, most int
+	}{
+		{"clientConfig.maxInFlight", cc.MaxInFlight, defaultMaxInFlight, maxMaxInFlight},
+		{"clientConfig.inFlightWaitMilliseconds", cc.InFlightWaitMilliseconds, defaultInFlightWaitMs, maxInFlightWaitMs},
+		{"clientConfig.circuitBreaker.consecutiveFailures", cb.ConsecutiveFailures, defaultBreakerFailures, maxBreakerFailures},
+		{"clientConfig.circuitBreaker.openSeconds", cb.OpenSeconds, defaultBreakerOpenSecs, maxBreakerOpenSeconds},
+	} {
+		if f.v < 0 || f.v > f.most {
+			return fmt.Errorf("%s: must be between 0 (the default, %d) and %d, got %d", f.name, f.fallback, f.most, f.v)
+		}
+	}
+	k.maxInFlight = orDefault(cc.MaxInFlight, defaultMaxInFlight)
+	k.inFlightWait = time.Duration(orDefault(cc.InFlightWaitMilliseconds, defaultInFlightWaitMs)) * time.Millisecond
+	k.breakerFailures = orDefault(cb.ConsecutiveFailures, defaultBreakerFailures)
+	k.breakerOpen = time.Duration(orDefault(cb.OpenSeconds, defaultBreakerOpenSecs)) * time.Second
+	if cb.Disabled {
+		k.breakerFailures = 0
+	}
+	return nil
+}
+
+// orDefault returns v, or fallback when v is zero.
+func orDefault(v, fallback int) int {
+	if v == 0 {
+		return fallback
+	}
+	return v
 }
 
 // checkCredentials refuses client authentications that cannot work or that RFC 6749 section 2.3

@@ -48,6 +48,11 @@ func configErrorCases() []struct {
 		{"negative timeout", with(base, "clientConfig.timeoutSeconds", "-1"), "clientConfig.timeoutSeconds"},
 		{"huge timeout", with(base, "clientConfig.timeoutSeconds", "100000"), "clientConfig.timeoutSeconds"},
 		{"too many retries", with(base, "clientConfig.maxRetries", "99"), "clientConfig.maxRetries"},
+		{"negative maxInFlight", with(base, "clientConfig.maxInFlight", "-1"), "clientConfig.maxInFlight: must be between 0 (the default, 64) and 10000, got -1"},
+		{"huge inFlightWaitMilliseconds", with(base, "clientConfig.inFlightWaitMilliseconds", "60000"), "clientConfig.inFlightWaitMilliseconds: must be between 0 (the default, 100) and 10000"},
+		{"negative consecutiveFailures", with(base, "clientConfig.circuitBreaker", map[string]any{"consecutiveFailures": "-2"}), "clientConfig.circuitBreaker.consecutiveFailures: must be between 0 (the default, 5)"},
+		{"huge openSeconds", with(base, "clientConfig.circuitBreaker", map[string]any{"openSeconds": "7200"}), "clientConfig.circuitBreaker.openSeconds: must be between 0 (the default, 1) and 3600"},
+		{"circuitBreaker.disabled not a boolean (Traefik's decoder names the field)", with(base, "clientConfig.circuitBreaker", map[string]any{"disabled": "maybe"}), "Disabled"},
 		{"bad template", with(base, "clientConfig.headers", map[string]any{"X-A": "{{ .Request.URL.Path "}), "clientConfig.headers.X-A: not a valid Go template"},
 		{"header value with newline", with(base, "clientConfig.headers", map[string]any{"X-A": "a\nb"}), "clientConfig.headers.X-A"},
 		{"unreadable CA", with(base, "clientConfig.tls", map[string]any{"ca": "/nonexistent/ca.pem"}), "clientConfig.tls.ca"},
@@ -155,6 +160,10 @@ func TestConfigRangeLimits(t *testing.T) {
 		{"cache.maxEntries", func(c *Config, v int) { c.Cache.MaxEntries = v }, []int{0, 1, 1000000}, []int{-1, 1000001}},
 		{"cache.maxBytes", func(c *Config, v int) { c.Cache.MaxBytes = v }, []int{0, 1, 64 << 30}, []int{-1, 64<<30 + 1}},
 		{"tokenSource.maxLength", func(c *Config, v int) { c.TokenSource.MaxLength = v }, []int{0, 1, 1 << 20}, []int{-1}},
+		{"clientConfig.maxInFlight", func(c *Config, v int) { c.ClientConfig.MaxInFlight = v }, []int{0, 1, 10000}, []int{-1, 10001}},
+		{"clientConfig.inFlightWaitMilliseconds", func(c *Config, v int) { c.ClientConfig.InFlightWaitMilliseconds = v }, []int{0, 1, 10000}, []int{-1, 10001}},
+		{"clientConfig.circuitBreaker.consecutiveFailures", func(c *Config, v int) { c.ClientConfig.CircuitBreaker.ConsecutiveFailures = v }, []int{0, 1, 1000}, []int{-1, 1001}},
+		{"clientConfig.circuitBreaker.openSeconds", func(c *Config, v int) { c.ClientConfig.CircuitBreaker.OpenSeconds = v }, []int{0, 1, 3600}, []int{-1, 3601}},
 	} {
 		t.Run(test.field, func(t *testing.T) {
 			for _, v := range test.ok {
@@ -179,6 +188,15 @@ func TestConfigRangeLimits(t *testing.T) {
 	}
 	if s.cache.MaxEntries != 10000 || s.cache.TTLSeconds != 30 || s.client.maxRetries != 3 || s.cache.MaxBytes != 32<<20 {
 		t.Errorf("defaults: maxEntries %d, ttlSeconds %d, maxRetries %d, maxBytes %d", s.cache.MaxEntries, s.cache.TTLSeconds, s.client.maxRetries, s.cache.MaxBytes)
+	}
+	k := s.client
+	if k.maxInFlight != 64 || k.inFlightWait != 100*time.Millisecond || k.breakerFailures != 5 || k.breakerOpen != time.Second {
+		t.Errorf("guard defaults: maxInFlight %d, inFlightWait %v, consecutiveFailures %d, openSeconds %v", k.maxInFlight, k.inFlightWait, k.breakerFailures, k.breakerOpen)
+	}
+	cfg0 := bearerConfig("http://127.0.0.1:1/")
+	cfg0.ClientConfig.CircuitBreaker = CircuitBreakerConfig{Disabled: true, ConsecutiveFailures: 3}
+	if s, err = compile(cfg0); err != nil || s.client.breakerFailures != 0 {
+		t.Errorf("circuitBreaker.disabled: %v, consecutiveFailures %d, want 0 (off)", err, s.client.breakerFailures)
 	}
 	cfg := bearerConfig("http://127.0.0.1:1/")
 	cfg.ClientConfig.TimeoutSeconds = 0

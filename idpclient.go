@@ -42,6 +42,9 @@ type idpClient struct {
 	// can there be file problems to log.
 	watched bool
 
+	// guard bounds the calls in flight and holds the circuit breaker (guard.go).
+	guard *idpGuard
+
 	mu sync.Mutex
 	// Guarded by mu: replaced when a TLS file changes. Without tls, it is never replaced.
 	client *http.Client
@@ -53,10 +56,14 @@ type attemptResult struct {
 	err    string         // why the attempt failed; never contains the token or IdP body
 	retry  bool           // the failure is transient (transport error, 5xx, 429)
 	after  time.Duration  // the IdP's Retry-After, if any
+	// outcome is what the circuit breaker counts: callAnswered (the zero value), callFailed or
+	// callSkipped (guard.go).
+	outcome int
 }
 
-func newIDPClient(cs clientSettings) *idpClient {
-	c := &idpClient{clientSettings: cs, formTail: cs.hintField, base: http.Header{}}
+// newIDPClient makes the client of cs; its guard logs the breaker's transitions to l.
+func newIDPClient(cs clientSettings, l *logger) *idpClient {
+	c := &idpClient{clientSettings: cs, formTail: cs.hintField, base: http.Header{}, guard: newGuard(cs, l)}
 	c.client = c.newHTTPClient(cs.tlsConfig)
 	if c.templated == nil {
 		// Nothing depends on the request: build the headers once, not per call.
@@ -145,8 +152,9 @@ func (c *idpClient) fileProblems() []string {
 
 // introspect asks the endpoint about token, sending the extra headers (the rendered templates,
 // nil when none is templated), and returns the decoded answer, or why there is none. Transient
-// failures are retried with backoff until maxRetries or the timeout runs out.
-func introspect(c *idpClient, ctx context.Context, extra http.Header, token string) (map[string]any, string) {
+// failures are retried with backoff until maxRetries or the timeout runs out, or until the circuit
+// breaker refuses a retry. probe says that the first call is the breaker's half-open probe.
+func introspect(c *idpClient, ctx context.Context, extra http.Header, token string, probe bool) (map[string]any, string) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	client := c.client
@@ -156,6 +164,7 @@ func introspect(c *idpClient, ctx context.Context, extra http.Header, token stri
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
 	form := "token=" + url.QueryEscape(token) + c.formTail
 	r := attempt(c, ctx, client, form, extra)
+	callEnded(c.guard, probe, r.outcome, r.err)
 	if r.err == "" {
 		return r.claims, ""
 	}
@@ -168,8 +177,14 @@ func introspect(c *idpClient, ctx context.Context, extra http.Header, token stri
 func retry(c *idpClient, ctx context.Context, client *http.Client, form string, extra http.Header, r attemptResult) (map[string]any, string) {
 	attempts := 1
 	for r.retry && attempts <= c.maxRetries && c.pause(ctx, attempts-1, r.after) {
+		probe, refusedFor := admitCall(c.guard, time.Now())
+		if refusedFor > 0 {
+			return nil, fmt.Sprintf("%s (attempts: %d; the circuit breaker opened)", r.err, attempts)
+		}
 		attempts++
-		if r = attempt(c, ctx, client, form, extra); r.err == "" {
+		r = attempt(c, ctx, client, form, extra)
+		callEnded(c.guard, probe, r.outcome, r.err)
+		if r.err == "" {
 			return r.claims, ""
 		}
 	}
@@ -204,12 +219,12 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 	if c.perCall {
 		var reason string
 		if form, authorization, reason = perCallCredentials(c, form); reason != "" {
-			return attemptResult{err: reason}
+			return attemptResult{err: reason, outcome: callSkipped}
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
 	if err != nil {
-		return attemptResult{err: "building the request failed"}
+		return attemptResult{err: "building the request failed", outcome: callSkipped}
 	}
 	req.Header = c.base.Clone()
 	for k, v := range extra {
@@ -237,17 +252,22 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 // unless our own deadline or the client ended it. (The failure branches of attempt are functions
 // of their own so that a successful exchange pays for none of their frame slots.)
 func transportResult(ctx context.Context, err error) attemptResult {
-	return attemptResult{err: "request failed: " + transportFailure(ctx, err), retry: ctx.Err() == nil}
+	return attemptResult{err: "request failed: " + transportFailure(ctx, err), retry: ctx.Err() == nil, outcome: callFailed}
 }
 
 // statusResult is the outcome of an answer other than 200: a 429 or a 5xx is transient (RFC 6585
 // section 4, RFC 9110 section 15.6), and its Retry-After is kept.
 func statusResult(resp *http.Response) attemptResult {
-	return attemptResult{
+	transient := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+	r := attemptResult{
 		err:   "endpoint answered " + strconv.Itoa(resp.StatusCode) + oauthErrorCode(resp),
-		retry: resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500,
+		retry: transient,
 		after: retryAfter(resp.Header.Get("Retry-After")),
 	}
+	if transient {
+		r.outcome = callFailed
+	}
+	return r
 }
 
 // perCallCredentials returns form with the credentials of a client authentication that change

@@ -196,10 +196,15 @@ func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) 
 }
 
 // askIdP introspects token and judges the answer. answered is false when no answer came: the IdP
-// could not be reached, failed, or sent something that is not an introspection response. Only then
-// may a stale cached answer stand in.
+// could not be reached, failed, or sent something that is not an introspection response, or the
+// guard refused the call (guard.go). Only then may a stale cached answer stand in.
 func askIdP(m *middleware, ctx context.Context, rendered http.Header, token string) (*verdict, bool) {
-	claims, reason := introspect(m.idp, ctx, rendered, token)
+	refused, probe := enterIdP(m.idp.guard)
+	if refused != nil {
+		return refused, false
+	}
+	defer leaveIdP(m.idp.guard)
+	claims, reason := introspect(m.idp, ctx, rendered, token, probe)
 	if m.idp.watched {
 		logFileProblems(m)
 	}
@@ -223,6 +228,9 @@ func deny(m *middleware, rw http.ResponseWriter, v *verdict) {
 	h := rw.Header()
 	if v.challenge != nil {
 		h["Www-Authenticate"] = v.challenge
+	}
+	if v.retryAfter != nil {
+		h["Retry-After"] = v.retryAfter
 	}
 	h.Set("Cache-Control", "no-store")
 	m.logf("debug", "rejected with "+strconv.Itoa(v.status)+": "+v.reason)

@@ -493,6 +493,7 @@ type cacheRig struct {
 	m        *middleware   // the first handler
 	handlers []*middleware // the two routers' handlers, then the reload's
 	turn     atomic.Int64
+	config   func() *Config // a new copy of the rig's configuration, for another New
 }
 
 func newCacheRig(t *testing.T, name string, answer func(w http.ResponseWriter, r *http.Request, call int), tune func(*Config)) *cacheRig {
@@ -507,7 +508,7 @@ func newCacheRig(t *testing.T, name string, answer func(w http.ResponseWriter, r
 		}
 		return cfg
 	}
-	rig := &cacheRig{idp: idp, up: &upstream{}}
+	rig := &cacheRig{idp: idp, up: &upstream{}, config: newConfig}
 	for i := 0; i < 3; i++ {
 		h, err := New(context.Background(), rig.up, newConfig(), name)
 		if err != nil {

@@ -70,6 +70,12 @@ func logLine(l *logger, level, msg string) {
 	l.errs.Print(l.prefix + msg)
 }
 
+// logAlways writes an ERROR line that no budget may hold back: a line whose absence would mislead,
+// such as the one saying that the circuit breaker closed again.
+func logAlways(l *logger, msg string) {
+	l.errs.Print(l.prefix + msg)
+}
+
 // budget returns the budget of kind. It is called with mu held.
 func (l *logger) budget(kind string) *errorBudget {
 	b := l.kinds[kind]

@@ -181,3 +181,44 @@ func buildCompiled(ctx context.Context, next http.Handler, options map[string]an
 	}
 	return h, nil
 }
+
+// TestGuardOptionsTraefikPath sets the guard's options as the file provider hands them over
+// (strings) and as the Kubernetes CRD does (JSON numbers and booleans), and checks what they do:
+// two failed calls open the breaker, whose 503 carries Retry-After; disabled, it never opens.
+func TestGuardOptionsTraefikPath(t *testing.T) {
+	inModes(t, func(t *testing.T, build builder) {
+		for _, test := range []struct {
+			desc    string
+			breaker map[string]any
+			opens   bool
+		}{
+			{"file provider", map[string]any{"consecutiveFailures": "2", "openSeconds": "30"}, true},
+			{"CRD", map[string]any{"consecutiveFailures": float64(2), "openSeconds": float64(30)}, true},
+			{"file provider, disabled", map[string]any{"consecutiveFailures": "2", "disabled": "true"}, false},
+			{"CRD, disabled", map[string]any{"consecutiveFailures": float64(2), "disabled": true}, false},
+		} {
+			t.Run(test.desc, func(t *testing.T) {
+				idp := newFakeIDP(t, answerStatus(http.StatusBadGateway))
+				options := with(with(with(hubOptions(idp.srv.URL), "clientConfig.maxRetries", "0"),
+					"clientConfig.maxInFlight", "8"), "clientConfig.circuitBreaker", test.breaker)
+				h, _, err := build(t, &upstream{}, options, "guardopts-"+test.desc+"@test")
+				require.NoError(t, err)
+				for i := 0; i < 4; i++ {
+					rec := send(h, bearerRequest(fmt.Sprintf("t-%d", i)))
+					assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+					want := ""
+					if test.opens && i >= 2 {
+						want = "30"
+					}
+					assert.Equal(t, want, rec.Header().Get("Retry-After"), "request %d", i)
+				}
+				calls, _, _ := idp.snapshot()
+				wantCalls := 4
+				if test.opens {
+					wantCalls = 2
+				}
+				assert.Equal(t, wantCalls, calls, "IdP calls")
+			})
+		}
+	})
+}

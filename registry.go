@@ -51,7 +51,8 @@ func sharedFor(name string, cfg *Config, s *settings) (*shared, bool) {
 		sh.built = now
 		return sh, false
 	}
-	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s.client), log: newLogger(name), built: now}
+	lg := newLogger(name)
+	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s.client, lg), log: lg, built: now}
 	registry[name] = sh
 	if len(registry) > registryCap {
 		evictLeastRecentlyBuilt(now.Add(-registryGrace))

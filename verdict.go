@@ -15,11 +15,12 @@ import (
 // verdict is what the middleware concluded from one introspection answer. It depends only on the
 // answer and the immutable settings, so it can be reused for the same token.
 type verdict struct {
-	status    int      // the status to answer with; 0 forwards the request
-	challenge []string // the WWW-Authenticate value of a denial, if any
-	reason    string   // why, for the log; never contains the token
-	exp       int64    // Unix time from which the token is expired; math.MaxInt64 when unknown
-	nbf       int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
+	status     int      // the status to answer with; 0 forwards the request
+	challenge  []string // the WWW-Authenticate value of a denial, if any
+	retryAfter []string // the Retry-After value of a 503 the IdP guard gave, if any
+	reason     string   // why, for the log; never contains the token
+	exp        int64    // Unix time from which the token is expired; math.MaxInt64 when unknown
+	nbf        int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
 	// names and values are the forwardHeaders to set, aligned: the verdict carries the header names
 	// it was computed with, so no reader can apply its values under another layout.
 	names  []string

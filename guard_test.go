@@ -1,0 +1,438 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+//
+// The IdP guard (guard.go): the circuit breaker's state machine with its timings, the bound on
+// introspections in flight under concurrency, Retry-After, and how both play with coalescing,
+// staleIfErrorSeconds, negative caching and reloads. Every middleware test runs on a cacheRig:
+// two routers' handlers and a reload's, taking turns.
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// lockedBuffer collects log lines written from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testGuard is a guard with the breaker's timings shortened, and its ERROR lines collected.
+func testGuard(threshold int, openFor time.Duration) (*idpGuard, *lockedBuffer) {
+	out := &lockedBuffer{}
+	l := newLogger("guard@test")
+	l.errs = log.New(out, "", 0)
+	g := newGuard(clientSettings{maxInFlight: 2, inFlightWait: 10 * time.Millisecond, breakerFailures: threshold, breakerOpen: openFor, timeout: time.Second}, l)
+	return g, out
+}
+
+func expectAdmitted(t *testing.T, g *idpGuard, at time.Time, wantProbe bool) {
+	t.Helper()
+	probe, refusedFor := admitCall(g, at)
+	if refusedFor != 0 || probe != wantProbe {
+		t.Fatalf("admitCall = (probe %v, refused for %v), want admitted with probe %v", probe, refusedFor, wantProbe)
+	}
+}
+
+func expectRefused(t *testing.T, g *idpGuard, at time.Time) time.Duration {
+	t.Helper()
+	probe, refusedFor := admitCall(g, at)
+	if refusedFor <= 0 || probe {
+		t.Fatalf("admitCall = (probe %v, refused for %v), want refused", probe, refusedFor)
+	}
+	return refusedFor
+}
+
+func TestBreakerStateMachine(t *testing.T) {
+	const openFor = 200 * time.Millisecond
+	g, out := testGuard(3, openFor)
+	now := time.Now()
+
+	// Closed: failures below the threshold, then an answer, reset the count.
+	for i := 0; i < 2; i++ {
+		expectAdmitted(t, g, now, false)
+		callEnded(g, false, callFailed, "endpoint answered 503")
+	}
+	expectAdmitted(t, g, now, false)
+	callEnded(g, false, callAnswered, "")
+	if g.troubled.Load() {
+		t.Fatal("an answer left the breaker troubled")
+	}
+	// A call that was never made counts for nothing.
+	callEnded(g, false, callSkipped, "")
+	for i := 0; i < 2; i++ {
+		callEnded(g, false, callFailed, "endpoint answered 503")
+	}
+	expectAdmitted(t, g, now, false)
+	if out.String() != "" {
+		t.Fatalf("logged before the breaker opened:\n%s", out.String())
+	}
+
+	// The third consecutive failure opens it: calls are refused until openFor has passed.
+	callEnded(g, false, callFailed, "request failed: connection refused")
+	opened := time.Now()
+	if refused := expectRefused(t, g, opened); refused > openFor || refused < openFor-50*time.Millisecond {
+		t.Errorf("refused for %v right after opening, want about %v", refused, openFor)
+	}
+	expectRefused(t, g, opened.Add(openFor/2))
+	// A late failure of a call admitted before it opened changes nothing.
+	callEnded(g, false, callFailed, "request failed: timed out")
+	// A late answer of such a call does not close it either: only the probe does.
+	callEnded(g, false, callAnswered, "")
+	expectRefused(t, g, opened.Add(openFor/2))
+
+	// After openFor, one probe; the others are refused while it is out.
+	probeAt := opened.Add(openFor + 10*time.Millisecond)
+	expectAdmitted(t, g, probeAt, true)
+	expectRefused(t, g, probeAt)
+	// The probe fails: open for another openFor, with no second "opened" line.
+	callEnded(g, true, callFailed, "request failed: connection refused")
+	reopened := time.Now()
+	expectRefused(t, g, reopened.Add(openFor/2))
+	// The next probe is skipped (no in-flight slot): the one after it is the probe.
+	expectAdmitted(t, g, reopened.Add(openFor+10*time.Millisecond), true)
+	callEnded(g, true, callSkipped, "")
+	expectAdmitted(t, g, reopened.Add(openFor+20*time.Millisecond), true)
+	// That probe is lost (its request panicked): after probeFor another one may go.
+	lost := reopened.Add(openFor + 20*time.Millisecond)
+	expectRefused(t, g, lost.Add(g.probeFor/2))
+	expectAdmitted(t, g, lost.Add(g.probeFor+time.Millisecond), true)
+	// It succeeds: closed, calls go through without a lock again.
+	callEnded(g, true, callAnswered, "")
+	expectAdmitted(t, g, time.Now(), false)
+	if g.troubled.Load() {
+		t.Fatal("the breaker closed but stays troubled")
+	}
+
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one line when it opened and one when it closed, got:\n%s", out.String())
+	}
+	expectEqual(t, "opened line", lines[0], "oAuthIntrospection[guard@test]: IdP circuit breaker opened after 3 consecutive failed calls (last: request failed: connection refused): misses get 503 without calling the IdP, one probe every 200ms")
+	if !strings.HasPrefix(lines[1], "oAuthIntrospection[guard@test]: IdP circuit breaker closed: the IdP answered again after ") ||
+		!strings.Contains(lines[1], "; 6 calls were refused while it was open (last failure: request failed: connection refused)") {
+		t.Errorf("closed line = %q", lines[1])
+	}
+}
+
+func TestBreakerDisabledNeverRefuses(t *testing.T) {
+	g, out := testGuard(0, time.Second)
+	for i := 0; i < 100; i++ {
+		callEnded(g, false, callFailed, "endpoint answered 503")
+		expectAdmitted(t, g, time.Now(), false)
+	}
+	if out.String() != "" {
+		t.Fatalf("a disabled breaker logged:\n%s", out.String())
+	}
+}
+
+func TestUnavailableRetryAfter(t *testing.T) {
+	for _, test := range []struct {
+		after time.Duration
+		want  string
+	}{{0, "1"}, {time.Millisecond, "1"}, {time.Second, "1"}, {time.Second + time.Millisecond, "2"}, {90 * time.Second, "90"}} {
+		v := unavailable(test.after, "r")
+		if v.status != http.StatusServiceUnavailable || len(v.retryAfter) != 1 || v.retryAfter[0] != test.want {
+			t.Errorf("unavailable(%v) = %d %q, want 503 %q", test.after, v.status, v.retryAfter, test.want)
+		}
+	}
+}
+
+// switchableIDP answers 503 while down is set, and every token active otherwise; a token that
+// starts with "bogus" is inactive.
+func switchableIDP(down *atomic.Bool) func(w http.ResponseWriter, r *http.Request, call int) {
+	return func(w http.ResponseWriter, r *http.Request, call int) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(r.PostForm.Get("token"), "bogus") {
+			_, _ = io.WriteString(w, `{"active":false}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"active":true,"grp":"admin","exp":`+futureExp()+`}`)
+	}
+}
+
+// expireFresh moves the cache entry of token past its TTL, as if ttlSeconds had passed, leaving
+// its staleIfErrorSeconds window as it is.
+func expireFresh(c *verdictCache, token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[tokenKey(token, nil, nil)]; e != nil {
+		e.freshUntil = time.Now().Unix() - 1
+		e.passUntil = 0
+	}
+}
+
+// guardRig is a cacheRig with the breaker's ERROR lines collected.
+func guardRig(t *testing.T, name string, answer func(w http.ResponseWriter, r *http.Request, call int), tune func(*Config)) (*cacheRig, *lockedBuffer) {
+	t.Helper()
+	rig := newCacheRig(t, name, answer, tune)
+	out := &lockedBuffer{}
+	rig.m.idp.guard.log.errs = log.New(out, "", 0)
+	return rig, out
+}
+
+func expectRetryAfter(t *testing.T, rec interface{ Result() *http.Response }, want string) {
+	t.Helper()
+	resp := rec.Result()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d, want 503", resp.StatusCode)
+	}
+	expectEqual(t, "Retry-After", resp.Header.Get("Retry-After"), want)
+}
+
+func TestBreakerThroughTheMiddleware(t *testing.T) {
+	var down atomic.Bool
+	rig, out := guardRig(t, "breaker@test", switchableIDP(&down), func(c *Config) {
+		c.ClientConfig.MaxRetries = 0
+		c.ClientConfig.CircuitBreaker.ConsecutiveFailures = 3
+		c.Cache.StaleIfErrorSeconds = 60
+		c.Cache.NegativeTTLSeconds = 60
+	})
+	baseline := runtime.NumGoroutine()
+	// Before the outage: a token cached as active, one cached as inactive, and one whose entry is
+	// past its TTL but within staleIfErrorSeconds.
+	expectStatus(t, rig.do("hot"), http.StatusOK)
+	expectStatus(t, rig.do("bogus-known"), http.StatusUnauthorized)
+	expectStatus(t, rig.do("stale"), http.StatusOK)
+	expireFresh(rig.m.cache, "stale")
+	calls := rig.calls()
+
+	down.Store(true)
+	for i := 0; i < 3; i++ {
+		rec := rig.do("new-" + strconv.Itoa(i))
+		expectStatus(t, rec, http.StatusServiceUnavailable)
+		expectEqual(t, "Retry-After of an IdP failure", rec.Header().Get("Retry-After"), "")
+	}
+	if got := rig.calls() - calls; got != 3 {
+		t.Fatalf("the IdP got %d calls for 3 misses without retries, want 3", got)
+	}
+	// Open: a miss is refused at once, on every handler, without a call.
+	for i := 0; i < 6; i++ {
+		start := time.Now()
+		rec := rig.do("refused-" + strconv.Itoa(i))
+		expectRetryAfter(t, rec, "1")
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Errorf("a refusal took %v", took)
+		}
+	}
+	if got := rig.calls() - calls; got != 3 {
+		t.Fatalf("the IdP got %d calls, want 3: the open breaker let calls through", got)
+	}
+	// Cached answers still serve, both ways, and a stale one stands in for the refused call.
+	expectStatus(t, rig.do("hot"), http.StatusOK)
+	expectStatus(t, rig.do("bogus-known"), http.StatusUnauthorized)
+	expectStatus(t, rig.do("stale"), http.StatusOK)
+	expireFresh(rig.m.cache, "stale")
+	expectStatus(t, rig.do("stale"), http.StatusOK)
+	if got := rig.calls() - calls; got != 3 {
+		t.Fatalf("the IdP got %d calls, want 3: a cached answer called the IdP through the open breaker", got)
+	}
+	// A reload with the same configuration finds the breaker open; one with another configuration
+	// starts with a closed breaker of its own, and calls the IdP.
+	reloaded, err := New(context.Background(), rig.up, rig.config(), "breaker@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRetryAfter(t, send(reloaded, bearerRequest("refused-after-reload")), "1")
+	if got := rig.calls() - calls; got != 3 {
+		t.Fatalf("the IdP got %d calls, want 3: the reload's handler has a breaker of its own", got)
+	}
+	changed := rig.config()
+	changed.Claims = "Equals(`grp`, `admin`)"
+	other, err := New(context.Background(), rig.up, changed, "breaker-changed@test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := send(other, bearerRequest("changed-config"))
+	expectStatus(t, rec, http.StatusServiceUnavailable)
+	expectEqual(t, "Retry-After under a new configuration's breaker", rec.Header().Get("Retry-After"), "")
+	if got := rig.calls() - calls; got != 4 {
+		t.Fatalf("the IdP got %d calls, want 4: a new configuration should start with a closed breaker", got)
+	}
+	other.(*middleware).idp.client.CloseIdleConnections()
+	if !strings.Contains(out.String(), "IdP circuit breaker opened after 3 consecutive failed calls (last: endpoint answered 503)") {
+		t.Fatalf("no opened line:\n%s", out.String())
+	}
+
+	// The IdP comes back: within openSeconds a miss is the probe, and the breaker closes.
+	down.Store(false)
+	waitFor(t, 5*time.Second, "the breaker to let a probe through and close", func() bool {
+		return rig.do("after").Code == http.StatusOK
+	})
+	for i := 0; i < 3; i++ {
+		expectStatus(t, rig.do("later-"+strconv.Itoa(i)), http.StatusOK)
+	}
+	if !strings.Contains(out.String(), "IdP circuit breaker closed: the IdP answered again after ") {
+		t.Fatalf("no closed line:\n%s", out.String())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+	expectGoroutinesBackTo(t, baseline)
+}
+
+// heldIDP answers every token active, but only once release is closed; it counts the calls
+// in flight and the most it saw at once.
+type heldIDP struct {
+	release chan struct{}
+	now     atomic.Int32
+	most    atomic.Int32
+}
+
+func (h *heldIDP) answer(w http.ResponseWriter, r *http.Request, call int) {
+	n := h.now.Add(1)
+	for {
+		m := h.most.Load()
+		if n <= m || h.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	<-h.release
+	h.now.Add(-1)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"active":true,"grp":"admin"}`)
+}
+
+func TestInFlightBound(t *testing.T) {
+	held := &heldIDP{release: make(chan struct{})}
+	rig, _ := guardRig(t, "inflight@test", held.answer, func(c *Config) {
+		c.ClientConfig.MaxInFlight = 3
+		c.ClientConfig.InFlightWaitMilliseconds = 50
+	})
+	baseline := runtime.NumGoroutine()
+	// Warm every path once before going concurrent (the interpreter builds some types lazily).
+	close(held.release)
+	expectStatus(t, rig.do("warm"), http.StatusOK)
+	held.release = make(chan struct{})
+
+	// Three new tokens take the three slots, and a waiter joins the first one's introspection.
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := 0; i < 4; i++ {
+		i := i
+		token := "held-" + strconv.Itoa(i)
+		if i == 3 {
+			token = "held-0"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = rig.do(token).Code
+		}()
+		if i < 3 {
+			waitFor(t, 5*time.Second, "the IdP to hold "+strconv.Itoa(i+1)+" calls", func() bool { return held.now.Load() == int32(i+1) })
+		}
+	}
+	waitFor(t, 5*time.Second, "a waiter on held-0's introspection", func() bool {
+		rig.m.cache.mu.RLock()
+		p := rig.m.cache.inflight[tokenKey("held-0", nil, nil)]
+		rig.m.cache.mu.RUnlock()
+		return p != nil && p.waiters.Load() == 1
+	})
+	// A fourth token finds no slot: 503 with Retry-After after the bounded wait, no IdP call.
+	start := time.Now()
+	rec := rig.do("held-3")
+	took := time.Since(start)
+	expectRetryAfter(t, rec, "1")
+	if took < 50*time.Millisecond || took > time.Second {
+		t.Errorf("the refusal took %v, want the 50 ms wait and not much more", took)
+	}
+	// The bound is no failure of the IdP: the breaker is untouched.
+	if rig.m.idp.guard.troubled.Load() {
+		t.Error("a refusal for want of a slot counted against the IdP")
+	}
+	close(held.release)
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("request %d: status %d, want 200", i, code)
+		}
+	}
+	if got := held.most.Load(); got != 3 {
+		t.Errorf("the IdP saw %d calls at once, want the bound, 3", got)
+	}
+	// The slots are free again.
+	for i := 0; i < 5; i++ {
+		expectStatus(t, rig.do("after-"+strconv.Itoa(i)), http.StatusOK)
+	}
+	if got := len(rig.m.idp.guard.slots); got != 0 {
+		t.Errorf("%d slots still taken", got)
+	}
+	rig.m.idp.client.CloseIdleConnections()
+	expectGoroutinesBackTo(t, baseline)
+}
+
+// TestInFlightBoundFlood sends a flood of distinct tokens at once: the IdP never sees more
+// calls in flight than the bound, every request is answered 200 or 503 with Retry-After, and
+// nothing waits longer than the IdP's own delay plus the bounded wait.
+func TestInFlightBoundFlood(t *testing.T) {
+	var now, most atomic.Int32
+	slow := func(w http.ResponseWriter, r *http.Request, call int) {
+		n := now.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // the IdP's service time: not a wait for a condition
+		now.Add(-1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"active":true,"grp":"admin"}`)
+	}
+	rig, _ := guardRig(t, "flood@test", slow, func(c *Config) {
+		c.ClientConfig.MaxInFlight = 4
+		c.ClientConfig.InFlightWaitMilliseconds = 30
+	})
+	expectStatus(t, rig.do("warm"), http.StatusOK)
+	var wg sync.WaitGroup
+	var ok, refused, other atomic.Int32
+	for i := 0; i < 64; i++ {
+		i := i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := rig.do("flood-" + strconv.Itoa(i))
+			switch {
+			case rec.Code == http.StatusOK:
+				ok.Add(1)
+			case rec.Code == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "1":
+				refused.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := most.Load(); got > 4 || got < 1 {
+		t.Errorf("the IdP saw %d calls at once, want at most the bound, 4", got)
+	}
+	if other.Load() != 0 || ok.Load() == 0 || refused.Load() == 0 {
+		t.Errorf("answers: %d 200, %d 503 with Retry-After, %d other; want both kinds and no other", ok.Load(), refused.Load(), other.Load())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
