@@ -31,6 +31,10 @@
 --   CHAOS sec TENTH STATUS N             answers per tenth of a second of wall-clock time (Unix
 --                                        time of the answer, in units of 0.1 s)
 --   CHAOS secmax TENTH US                slowest answer of that tenth
+--   CHAOS hot TENTH STATUS N             answers of kind admin-hot (cached tokens) per tenth
+--   CHAOS ra BUCKET N                    latency histogram of the 503s that carry Retry-After (the
+--                                        plugin's guard refused them: breaker open, or no slot)
+--   CHAOS ramax US                       the slowest of them
 --   CHAOS wraps N                        times a thread's share of fresh.txt wrapped around
 --   CHAOS summary REQUESTS DURATION_US CONNECT READ WRITE TIMEOUT P50_US P99_US MAX_US
 
@@ -52,7 +56,8 @@ function setup(thread)
 end
 
 -- Per-thread results, read by done() with thread:get (flat tables: keys are strings).
-sent, status, lat, maxlat, sec, secmax, wraps = {}, {}, {}, {}, {}, {}, 0
+sent, status, lat, maxlat, sec, secmax, hot, ra, wraps = {}, {}, {}, {}, {}, {}, {}, {}, 0
+ramax = 0
 
 local function add(t, k, n) t[k] = (t[k] or 0) + n end
 
@@ -65,7 +70,7 @@ local function read_lines(file)
   return out
 end
 
-local routes, hot, fresh, users = {}, nil, {}, nil
+local routes, hots, fresh, users = {}, nil, {}, nil
 local fi = 0
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 local kinds = { -- cumulative weights out of 100
@@ -80,14 +85,14 @@ function init(args)
   assert(dir and #routes > 0, "usage: -- TOKDIR SEED N ROUTE...")
   local me = tid or 1
   math.randomseed(seed * 1000 + me)
-  hot, users = read_lines(dir .. "/hot.txt"), read_lines(dir .. "/user.txt")
+  hots, users = read_lines(dir .. "/hot.txt"), read_lines(dir .. "/user.txt")
   -- This thread's share of fresh.txt: lines me, me + N, me + 2N, ...
   local all = read_lines(dir .. "/fresh.txt")
   for k = me, #all, nthr do fresh[#fresh + 1] = all[k] end
   assert(#fresh > 0, "no fresh tokens for thread " .. me)
 end
 
-local pending_key, pending_t0
+local pending_key, pending_t0, pending_kind
 
 local function bogus_token()
   local c = {}
@@ -111,7 +116,7 @@ function request()
   end
   local req
   if kind == "admin-hot" then
-    req = wrk.format("GET", route, { Authorization = "Bearer " .. hot[math.random(1, #hot)] })
+    req = wrk.format("GET", route, { Authorization = "Bearer " .. hots[math.random(1, #hots)] })
   elseif kind == "admin-fresh" then
     fi = fi + 1
     if fi > #fresh then fi, wraps = 1, wraps + 1 end
@@ -124,7 +129,7 @@ function request()
     req = wrk.format("GET", route, { Group = "admin" })
   else
     local v = malformed[math.random(1, #malformed)]
-    local t = hot[math.random(1, #hot)]
+    local t = hots[math.random(1, #hots)]
     kind = "malformed/" .. v
     if v == "bearer-bearer" then
       req = wrk.format("GET", route, { Authorization = "Bearer Bearer " .. t })
@@ -141,6 +146,7 @@ function request()
     end
   end
   pending_key = route .. " " .. kind
+  pending_kind = kind
   add(sent, pending_key, 1)
   pending_t0 = now_us()
   return req
@@ -148,7 +154,7 @@ end
 
 local LOG_STEP = math.log(1.1)
 
-function response(code)
+function response(code, headers)
   local t = now_us()
   local key = pending_key or "? ?"
   pending_key = nil
@@ -161,6 +167,12 @@ function response(code)
   local s = tostring(math.floor(t / 100000)) -- tenths of a second
   add(sec, s .. " " .. code, 1)
   if us > (secmax[s] or 0) then secmax[s] = us end
+  if pending_kind == "admin-hot" then add(hot, s .. " " .. code, 1) end
+  if code == 503 and headers and headers["Retry-After"] then
+    add(ra, tostring(b), 1)
+    if us > ramax then ramax = us end
+  end
+  pending_kind = nil
 end
 
 function done(summary, latency, requests)
@@ -173,6 +185,9 @@ function done(summary, latency, requests)
     for k, n in pairs(th:get("maxlat") or {}) do out[#out + 1] = "CHAOS max " .. k .. " " .. n end
     for k, n in pairs(th:get("sec") or {}) do out[#out + 1] = "CHAOS sec " .. k .. " " .. n end
     for k, n in pairs(th:get("secmax") or {}) do out[#out + 1] = "CHAOS secmax " .. k .. " " .. n end
+    for k, n in pairs(th:get("hot") or {}) do out[#out + 1] = "CHAOS hot " .. k .. " " .. n end
+    for k, n in pairs(th:get("ra") or {}) do out[#out + 1] = "CHAOS ra " .. k .. " " .. n end
+    out[#out + 1] = "CHAOS ramax " .. (th:get("ramax") or 0)
     w = w + (th:get("wraps") or 0)
   end
   out[#out + 1] = "CHAOS wraps " .. w

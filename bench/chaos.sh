@@ -105,6 +105,7 @@ USER_TOKEN="$(head -n 1 "${TOKDIR}/user.txt")"
 layout_our_plugin
 WEB_PORT="$(free_port)"
 WEB="http://127.0.0.1:${WEB_PORT}"
+API_PORT="$(free_port)" # api.debug: pprof's goroutine page gives Traefik's goroutine count
 write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MODULE}"
 
 auth_mw() { # auth_mw NAME CACHE-YAML
@@ -163,15 +164,16 @@ sleep_until_us() { # sleep_until_us T: sleep until the wall clock reaches T (mic
   ((d <= 0)) || sleep "$(printf '%d.%06d' $((d / 1000000)) $((d % 1000000)))"
 }
 
-# sampler: once a second, "UNIX-TIME RSS-KiB /open-STATUS /open-SECONDS", until stopped.
+# sampler: once a second, "UNIX-TIME RSS-KiB /open-STATUS /open-SECONDS GOROUTINES", until stopped.
 sampler() {
-  local next rss probe
+  local next rss probe gor
   next=$(($(now_us) / 1000000 * 1000000 + 1000000))
   while :; do
     sleep_until_us "${next}"
     rss="$(awk '/^VmRSS:/ {print $2}' "/proc/${TRAEFIK_PID}/status" 2>/dev/null || true)"
     probe="$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 2 "${WEB}/open" 2>/dev/null || true)"
-    echo "$((next / 1000000)) ${rss:-0} ${probe:-000 0}"
+    gor="$(curl -s --max-time 2 "http://127.0.0.1:${API_PORT}/debug/pprof/goroutine?debug=1" 2>/dev/null | awk 'NR == 1 {print $NF}' || true)"
+    echo "$((next / 1000000)) ${rss:-0} ${probe:-000 0} ${gor:-0}"
     next=$((next + 1000000))
   done
 }
@@ -320,15 +322,27 @@ awk -v t0="${T0}" '
   FILENAME == ARGV[1] { if ($2 == "end") { tend = $1 / 1e6; next } ps[++np] = $1 / 1e6; st[np] = $2; next }
   $1 == "sec"    { n[$2] += $4; c[$2, ($3 == 200 || $3 == 401 || $3 == 403 || $3 == 503) ? $3 : "other"] += $4; secs[$2] = 1 }
   $1 == "secmax" { if ($3 > m[$2]) m[$2] = $3 }
+  $1 == "hot"    { if ($3 == 200) hot[$2] += $4 }
   END {
-    printf "| %5s | %-4s | %6s | %7s | %7s | %7s | %7s | %7s | %6s | %8s |\n", "from", "IdP", "secs", "req/s", "200", "401", "403", "503", "other", "max ms"
-    print "|-------|------|--------|---------|---------|---------|---------|---------|--------|----------|"
+    printf "| %5s | %-4s | %6s | %7s | %7s | %7s | %7s | %7s | %7s | %6s | %8s |\n", "from", "IdP", "secs", "req/s", "hot/s", "200", "401", "403", "503", "other", "max ms"
+    print "|-------|------|--------|---------|---------|---------|---------|---------|---------|--------|----------|"
     for (i = 1; i <= np; i++) {
-      a = ps[i]; b = (i < np) ? ps[i + 1] : tend; cnt = 0; k2 = 0; k4 = 0; k3 = 0; k5 = 0; ko = 0; mm = 0; ns = 0
-      for (s in secs) if (s / 10 >= a && s / 10 < b) { ns++; cnt += n[s]; k2 += c[s, 200]; k4 += c[s, 401]; k3 += c[s, 403]; k5 += c[s, 503]; ko += c[s, "other"]; if (m[s] > mm) mm = m[s] }
-      printf "| %+5.1f | %-4s | %6.1f | %7.0f | %7d | %7d | %7d | %7d | %6d | %8.1f |\n", a - t0 / 1e6, st[i], b - a, (b > a ? cnt / (b - a) : 0), k2, k4, k3, k5, ko, mm / 1000
+      a = ps[i]; b = (i < np) ? ps[i + 1] : tend; cnt = 0; k2 = 0; k4 = 0; k3 = 0; k5 = 0; ko = 0; mm = 0; ns = 0; kh = 0
+      for (s in secs) if (s / 10 >= a && s / 10 < b) { ns++; cnt += n[s]; k2 += c[s, 200]; k4 += c[s, 401]; k3 += c[s, 403]; k5 += c[s, 503]; ko += c[s, "other"]; kh += hot[s]; if (m[s] > mm) mm = m[s] }
+      printf "| %+5.1f | %-4s | %6.1f | %7.0f | %7.0f | %7d | %7d | %7d | %7d | %6d | %8.1f |\n", a - t0 / 1e6, st[i], b - a, (b > a ? cnt / (b - a) : 0), (b > a ? kh / (b - a) : 0), k2, k4, k3, k5, ko, mm / 1000
+      dur[st[i]] += b - a; hots[st[i]] += kh
     }
+    up = dur["up"] > 0 ? hots["up"] / dur["up"] : 0; down = dur["down"] > 0 ? hots["down"] / dur["down"] : 0
+    printf "cached tokens (admin-hot answered 200): %.0f/s while the IdP was up, %.0f/s while it was down: %.2f of up (goal: at least 0.90)\n", up, down, (up > 0 ? down / up : 0)
   }' "${PHASES}" "${R}"
+
+# The 503s the plugin's guard gave (they carry Retry-After): the breaker open, or no in-flight slot.
+awk '
+  $1 == "ra"    { h[$2] += $3; n += $3; if ($2 > hb) hb = $2 }
+  $1 == "ramax" { if ($2 > mx) mx = $2 }
+  function pct(p,   b, acc) { acc = 0; for (b = 0; b <= hb; b++) { acc += h[b]; if (acc >= p * n) return 1.1 ^ (b + 0.5) / 1000 } return 0 }
+  END { if (n) printf "503 with Retry-After (the guard refused: breaker open or no slot): %d answers, p50 %.2f ms, p99 %.2f ms, max %.1f ms (goal: p99 at most 10 ms)\n", n, pct(0.5), pct(0.99), mx / 1000
+        else print "503 with Retry-After: none" }' "${R}"
 
 # Traefik: up all the time, memory.
 echo
@@ -336,10 +350,12 @@ echo "== Traefik"
 awk -v t0="${T0}" -v t1="${T1}" '
   { n++; if ($3 != 200) { bad++; badl = badl sprintf(" %+ds:%s", $1 - t0 / 1e6, $3) }
     if ($4 > mt) mt = $4
-    if ($2 > 0) { if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2; last = $2 } }
+    if ($2 > 0) { if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2; last = $2 }
+    if ($5 > 0) { if (gmin == "" || $5 < gmin) gmin = $5; if ($5 > gmax) gmax = $5; glast = $5 } }
   END {
     printf "/open probes: %d, failed %d%s; slowest %.1f ms\n", n, bad, badl, mt * 1000
     printf "RSS (every second): min %.1f MiB, max %.1f MiB, last %.1f MiB\n", min / 1024, max / 1024, last / 1024
+    printf "goroutines (every second, pprof): min %d, max %d, last %d\n", gmin, gmax, glast
   }' "${WORK}/samples.txt"
 echo "RSS: $(mib "${RSS_READY}") once ready, $(mib "${RSS_END}") after the run; process alive at the end: ${TRAEFIK_ALIVE}"
 # The plugin logs one error line per 10 s per middleware, with the count of the others since.
