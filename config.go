@@ -100,15 +100,21 @@ type ClientConfig struct {
 	KeyID string
 }
 
-// CircuitBreakerConfig configures the circuit breaker in front of the introspection endpoint. A
-// failed call is a transport error, a timeout, a 5xx or a 429; any other answer resets the count.
+// CircuitBreakerConfig configures the circuit breaker in front of the introspection endpoint. It
+// counts introspections, each with its retries: one fails when it gets no answer (a transport
+// error, a timeout, a 5xx, a 429, or a 200 that is not an introspection answer); any answer, an
+// inactive token or a 4xx included, resets the count.
 type CircuitBreakerConfig struct {
-	// ConsecutiveFailures is how many failed calls in a row open the breaker; each attempt,
-	// retries included, is a call. If zero, 5 is used.
+	// ConsecutiveFailures is how many failed introspections in a row open the breaker. If zero,
+	// 5 is used.
 	ConsecutiveFailures int
 	// OpenSeconds is how long the breaker stays open, answering misses with 503 at once, before it
-	// lets one probe call through. If zero, 1 is used.
+	// lets one probe introspection through. If zero, 1 is used.
 	OpenSeconds int
+	// SlowCallMilliseconds is how long an introspection may go unanswered before it counts as
+	// failed, so that an IdP that accepts connections but never answers opens the breaker this
+	// soon. Its answer, if it comes later, still counts. If zero, 1000 is used.
+	SlowCallMilliseconds int
 	// Disabled turns the breaker off: every miss calls the IdP. Default false.
 	Disabled bool
 }
@@ -141,6 +147,8 @@ const (
 	maxBreakerFailures     = 1000
 	defaultBreakerOpenSecs = 1
 	maxBreakerOpenSeconds  = 3600
+	defaultBreakerSlowMs   = 1000
+	maxBreakerSlowMs       = 300000
 )
 
 // CacheConfig configures the introspection cache. A cached answer never skips a check: exp and nbf
@@ -217,6 +225,7 @@ type clientSettings struct {
 	inFlightWait    time.Duration
 	breakerFailures int
 	breakerOpen     time.Duration
+	breakerSlow     time.Duration
 }
 
 // compile validates cfg and turns it into settings. Every error names the offending field.
@@ -373,6 +382,7 @@ func compileGuard(cc ClientConfig, k *clientSettings) error {
 		{"clientConfig.inFlightWaitMilliseconds", cc.InFlightWaitMilliseconds, defaultInFlightWaitMs, maxInFlightWaitMs},
 		{"clientConfig.circuitBreaker.consecutiveFailures", cb.ConsecutiveFailures, defaultBreakerFailures, maxBreakerFailures},
 		{"clientConfig.circuitBreaker.openSeconds", cb.OpenSeconds, defaultBreakerOpenSecs, maxBreakerOpenSeconds},
+		{"clientConfig.circuitBreaker.slowCallMilliseconds", cb.SlowCallMilliseconds, defaultBreakerSlowMs, maxBreakerSlowMs},
 	} {
 		if f.v < 0 || f.v > f.most {
 			return fmt.Errorf("%s: must be between 0 (the default, %d) and %d, got %d", f.name, f.fallback, f.most, f.v)
@@ -382,6 +392,7 @@ func compileGuard(cc ClientConfig, k *clientSettings) error {
 	k.inFlightWait = time.Duration(orDefault(cc.InFlightWaitMilliseconds, defaultInFlightWaitMs)) * time.Millisecond
 	k.breakerFailures = orDefault(cb.ConsecutiveFailures, defaultBreakerFailures)
 	k.breakerOpen = time.Duration(orDefault(cb.OpenSeconds, defaultBreakerOpenSecs)) * time.Second
+	k.breakerSlow = time.Duration(orDefault(cb.SlowCallMilliseconds, defaultBreakerSlowMs)) * time.Millisecond
 	if cb.Disabled {
 		k.breakerFailures = 0
 	}

@@ -164,6 +164,7 @@ func TestConfigRangeLimits(t *testing.T) {
 		{"clientConfig.inFlightWaitMilliseconds", func(c *Config, v int) { c.ClientConfig.InFlightWaitMilliseconds = v }, []int{0, 1, 10000}, []int{-1, 10001}},
 		{"clientConfig.circuitBreaker.consecutiveFailures", func(c *Config, v int) { c.ClientConfig.CircuitBreaker.ConsecutiveFailures = v }, []int{0, 1, 1000}, []int{-1, 1001}},
 		{"clientConfig.circuitBreaker.openSeconds", func(c *Config, v int) { c.ClientConfig.CircuitBreaker.OpenSeconds = v }, []int{0, 1, 3600}, []int{-1, 3601}},
+		{"clientConfig.circuitBreaker.slowCallMilliseconds", func(c *Config, v int) { c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = v }, []int{0, 1, 300000}, []int{-1, 300001}},
 	} {
 		t.Run(test.field, func(t *testing.T) {
 			for _, v := range test.ok {
@@ -190,8 +191,8 @@ func TestConfigRangeLimits(t *testing.T) {
 		t.Errorf("defaults: maxEntries %d, ttlSeconds %d, maxRetries %d, maxBytes %d", s.cache.MaxEntries, s.cache.TTLSeconds, s.client.maxRetries, s.cache.MaxBytes)
 	}
 	k := s.client
-	if k.maxInFlight != 64 || k.inFlightWait != 100*time.Millisecond || k.breakerFailures != 5 || k.breakerOpen != time.Second {
-		t.Errorf("guard defaults: maxInFlight %d, inFlightWait %v, consecutiveFailures %d, openSeconds %v", k.maxInFlight, k.inFlightWait, k.breakerFailures, k.breakerOpen)
+	if k.maxInFlight != 64 || k.inFlightWait != 100*time.Millisecond || k.breakerFailures != 5 || k.breakerOpen != time.Second || k.breakerSlow != time.Second {
+		t.Errorf("guard defaults: maxInFlight %d, inFlightWait %v, consecutiveFailures %d, openSeconds %v, slowCall %v", k.maxInFlight, k.inFlightWait, k.breakerFailures, k.breakerOpen, k.breakerSlow)
 	}
 	cfg0 := bearerConfig("http://127.0.0.1:1/")
 	cfg0.ClientConfig.CircuitBreaker = CircuitBreakerConfig{Disabled: true, ConsecutiveFailures: 3}

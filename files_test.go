@@ -127,7 +127,7 @@ func TestTLSFilesAreReread(t *testing.T) {
 	cfg := bearerConfig(endpoint)
 	cfg.ClientConfig.TLS = TLSConfig{CA: caFile, Cert: certFile, Key: keyFile}
 	cfg.Cache.TTLSeconds = 0
-	// The refused handshakes below are failed calls: the breaker would open on them and hold the
+	// The refused handshakes below are failed introspections: the breaker would open on them and hold the
 	// call after the rotation back for openSeconds. This test is about the files alone.
 	cfg.ClientConfig.CircuitBreaker.Disabled = true
 	h, err := New(context.Background(), &upstream{}, cfg, "tlsfiles@test")

@@ -103,9 +103,15 @@ func TestBreakerStateMachine(t *testing.T) {
 	callEnded(g, false, callAnswered, "")
 	expectRefused(t, g, opened.Add(openFor/2))
 
+	if g.cut.Err() == nil {
+		t.Fatal("opening did not cut off the calls in flight")
+	}
 	// After openFor, one probe; the others are refused while it is out.
 	probeAt := opened.Add(openFor + 10*time.Millisecond)
 	expectAdmitted(t, g, probeAt, true)
+	if g.cut.Err() != nil {
+		t.Fatal("the probe would be cut off by the cut of the calls before it")
+	}
 	expectRefused(t, g, probeAt)
 	// The probe fails: open for another openFor, with no second "opened" line.
 	callEnded(g, true, callFailed, "request failed: connection refused")
@@ -130,9 +136,9 @@ func TestBreakerStateMachine(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("want one line when it opened and one when it closed, got:\n%s", out.String())
 	}
-	expectEqual(t, "opened line", lines[0], "oAuthIntrospection[guard@test]: IdP circuit breaker opened after 3 consecutive failed calls (last: request failed: connection refused): misses get 503 without calling the IdP, one probe every 200ms")
+	expectEqual(t, "opened line", lines[0], "oAuthIntrospection[guard@test]: IdP circuit breaker opened after 3 consecutive failed introspections (last: request failed: connection refused): misses get 503 without calling the IdP, one probe every 200ms")
 	if !strings.HasPrefix(lines[1], "oAuthIntrospection[guard@test]: IdP circuit breaker closed: the IdP answered again after ") ||
-		!strings.Contains(lines[1], "; 6 calls were refused while it was open (last failure: request failed: connection refused)") {
+		!strings.Contains(lines[1], "; 6 misses were refused while it was open (last failure: request failed: connection refused)") {
 		t.Errorf("closed line = %q", lines[1])
 	}
 }
@@ -276,7 +282,7 @@ func TestBreakerThroughTheMiddleware(t *testing.T) {
 		t.Fatalf("the IdP got %d calls, want 4: a new configuration should start with a closed breaker", got)
 	}
 	other.(*middleware).idp.client.CloseIdleConnections()
-	if !strings.Contains(out.String(), "IdP circuit breaker opened after 3 consecutive failed calls (last: endpoint answered 503)") {
+	if !strings.Contains(out.String(), "IdP circuit breaker opened after 3 consecutive failed introspections (last: endpoint answered 503)") {
 		t.Fatalf("no opened line:\n%s", out.String())
 	}
 
@@ -433,6 +439,183 @@ func TestInFlightBoundFlood(t *testing.T) {
 	}
 	if other.Load() != 0 || ok.Load() == 0 || refused.Load() == 0 {
 		t.Errorf("answers: %d 200, %d 503 with Retry-After, %d other; want both kinds and no other", ok.Load(), refused.Load(), other.Load())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
+// TestBreakerSlowCallsOpenAndCutOff: an IdP that takes connections but never answers (a frozen
+// process) opens the breaker after slowCallMilliseconds, not timeoutSeconds, and the calls in
+// flight then end at once, for their leaders and their waiters alike.
+func TestBreakerSlowCallsOpenAndCutOff(t *testing.T) {
+	frozen := make(chan struct{})
+	var inFlight atomic.Int32
+	rig, out := guardRig(t, "slow@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		inFlight.Add(1)
+		<-frozen
+	}, func(c *Config) {
+		c.ClientConfig.MaxRetries = 2
+		c.ClientConfig.CircuitBreaker.ConsecutiveFailures = 2
+		c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 100
+	})
+	t.Cleanup(func() { close(frozen) }) // runs before the IdP's Close, which waits for handlers
+	var wg sync.WaitGroup
+	type result struct {
+		code int
+		took time.Duration
+	}
+	results := make([]result, 3)
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		i := i
+		token := "frozen-" + strconv.Itoa(i%2) // the third request waits on the first's call
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := rig.do(token)
+			results[i] = result{rec.Code, time.Since(start)}
+		}()
+		if i < 2 {
+			waitFor(t, 5*time.Second, "the IdP to hold the call", func() bool { return inFlight.Load() == int32(i+1) })
+		}
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != http.StatusServiceUnavailable {
+			t.Errorf("request %d: status %d, want 503", i, r.code)
+		}
+		// timeoutSeconds is 5: ending within a second means the breaker cut the call off.
+		if r.took > time.Second {
+			t.Errorf("request %d took %v: the opening breaker did not cut its call off", i, r.took)
+		}
+	}
+	if got := inFlight.Load(); got != 2 {
+		t.Errorf("the IdP got %d calls, want 2: no retry after the cut", got)
+	}
+	expectRetryAfter(t, rig.do("frozen-after"), "1")
+	if !strings.Contains(out.String(), "IdP circuit breaker opened after 2 consecutive failed introspections (last: no answer within 100ms)") {
+		t.Errorf("no opened line naming the slow calls:\n%s", out.String())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
+// TestBreakerSlowAnswersStillCount: an IdP slower than slowCallMilliseconds that does answer
+// never opens the breaker when its answers come one at a time: each answer resets the count
+// its slowness raised.
+func TestBreakerSlowAnswersStillCount(t *testing.T) {
+	rig, out := guardRig(t, "slowok@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		time.Sleep(60 * time.Millisecond) // the IdP's service time: not a wait for a condition
+		answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
+	}, func(c *Config) {
+		c.ClientConfig.CircuitBreaker.ConsecutiveFailures = 2
+		c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 20
+	})
+	for i := 0; i < 6; i++ {
+		expectStatus(t, rig.do("slow-"+strconv.Itoa(i)), http.StatusOK)
+	}
+	if out.String() != "" || rig.m.idp.guard.troubled.Load() {
+		t.Errorf("slow answers left the breaker troubled or logged:\n%s", out.String())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
+// TestBreakerCountsNonAnswers: a 200 that is no introspection answer (a maintenance page, or a
+// body that stalls until the deadline) is a failed introspection, not an answer that resets the
+// count.
+func TestBreakerCountsNonAnswers(t *testing.T) {
+	for _, test := range []struct {
+		desc   string
+		answer func(w http.ResponseWriter, r *http.Request, call int)
+	}{
+		{"a 200 HTML page", answerWithType("text/html", "<html>maintenance</html>")},
+		{"a 200 whose body stalls", func(w http.ResponseWriter, r *http.Request, call int) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"active":`)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			rig, out := guardRig(t, "nonanswer-"+test.desc+"@test", test.answer, func(c *Config) {
+				c.ClientConfig.TimeoutSeconds = 1
+				c.ClientConfig.MaxRetries = 0
+				c.ClientConfig.CircuitBreaker.ConsecutiveFailures = 2
+				c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 300000 // only the answers count here
+			})
+			for i := 0; i < 2; i++ {
+				expectStatus(t, rig.do("t-"+strconv.Itoa(i)), http.StatusServiceUnavailable)
+			}
+			expectRetryAfter(t, rig.do("t-2"), "1")
+			if got := rig.calls(); got != 2 {
+				t.Errorf("the IdP got %d calls, want 2", got)
+			}
+			if !strings.Contains(out.String(), "IdP circuit breaker opened after 2 consecutive failed introspections") {
+				t.Errorf("no opened line:\n%s", out.String())
+			}
+			rig.m.idp.client.CloseIdleConnections()
+		})
+	}
+}
+
+// TestSlotWaitWithinTimeout: the wait for an in-flight slot is part of timeoutSeconds, so no
+// request waits longer than timeoutSeconds however long inFlightWaitMilliseconds is.
+func TestSlotWaitWithinTimeout(t *testing.T) {
+	frozen := make(chan struct{})
+	rig, _ := guardRig(t, "slotwait@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		firstReady(frozen, r.Context().Done())
+	}, func(c *Config) {
+		c.ClientConfig.TimeoutSeconds = 1
+		c.ClientConfig.MaxRetries = 0
+		c.ClientConfig.MaxInFlight = 1
+		c.ClientConfig.InFlightWaitMilliseconds = 10000
+		c.ClientConfig.CircuitBreaker.Disabled = true
+	})
+	t.Cleanup(func() { close(frozen) })
+	var wg sync.WaitGroup
+	took := make([]time.Duration, 3)
+	for i := 0; i < 3; i++ {
+		i := i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			expectStatus(t, rig.do("wait-"+strconv.Itoa(i)), http.StatusServiceUnavailable)
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for i, d := range took {
+		if d > time.Second+faultMargin {
+			t.Errorf("request %d took %v, more than timeoutSeconds 1 and the margin", i, d)
+		}
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
+// TestBreakerCountsIntrospectionsNotAttempts: retries do not multiply a failure. An IdP that
+// fails on some tokens (a 500 for "poison" ones, with maxRetries 3 four calls each) needs
+// consecutiveFailures of them in a row, not two, to open the breaker.
+func TestBreakerCountsIntrospectionsNotAttempts(t *testing.T) {
+	rig, out := guardRig(t, "poison@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		if strings.HasPrefix(r.PostForm.Get("token"), "poison") {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
+	}, func(c *Config) { c.ClientConfig.MaxRetries = 3 })
+	for i := 0; i < 4; i++ {
+		expectStatus(t, rig.do("poison-"+strconv.Itoa(i)), http.StatusServiceUnavailable)
+	}
+	if got := rig.calls(); got != 16 {
+		t.Errorf("the IdP got %d calls for 4 poison tokens, want 16 (each tried 4 times)", got)
+	}
+	expectStatus(t, rig.do("legit"), http.StatusOK)
+	for i := 0; i < 5; i++ {
+		expectStatus(t, rig.do("poison-again-"+strconv.Itoa(i)), http.StatusServiceUnavailable)
+	}
+	expectRetryAfter(t, rig.do("legit-after"), "1")
+	if !strings.Contains(out.String(), "opened after 5 consecutive failed introspections (last: endpoint answered 500)") {
+		t.Errorf("no opened line:\n%s", out.String())
 	}
 	rig.m.idp.client.CloseIdleConnections()
 }

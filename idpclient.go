@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 )
@@ -56,8 +57,9 @@ type attemptResult struct {
 	err    string         // why the attempt failed; never contains the token or IdP body
 	retry  bool           // the failure is transient (transport error, 5xx, 429)
 	after  time.Duration  // the IdP's Retry-After, if any
-	// outcome is what the circuit breaker counts: callAnswered (the zero value), callFailed or
-	// callSkipped (guard.go).
+	// outcome is what the circuit breaker counts: callAnswered (the zero value: any answer but a
+	// 5xx, a 429 or a 200 that is not an introspection answer), callFailed or callSkipped
+	// (guard.go).
 	outcome int
 }
 
@@ -152,11 +154,19 @@ func (c *idpClient) fileProblems() []string {
 
 // introspect asks the endpoint about token, sending the extra headers (the rendered templates,
 // nil when none is templated), and returns the decoded answer, or why there is none. Transient
-// failures are retried with backoff until maxRetries or the timeout runs out, or until the circuit
-// breaker refuses a retry. probe says that the first call is the breaker's half-open probe.
-func introspect(c *idpClient, ctx context.Context, extra http.Header, token string, probe bool) (map[string]any, string) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+// failures are retried with backoff until maxRetries or the deadline runs out, or until the
+// circuit breaker is no longer closed. The whole introspection is one call to the breaker: probe
+// says that it is the half-open probe, and it counts once, however many attempts it made.
+func introspect(c *idpClient, ctx context.Context, deadline time.Time, extra http.Header, token string, probe bool) (map[string]any, string) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	g := c.guard
+	// An opening breaker ends the call at once (guard.go).
+	if stop := cutWith(g, cancel); stop != nil {
+		defer stop()
+	}
+	var slow atomic.Bool
+	watch := watchCall(g, probe, &slow)
 	client := c.client
 	if c.tls != nil {
 		client = c.httpClient(time.Now())
@@ -164,31 +174,42 @@ func introspect(c *idpClient, ctx context.Context, extra http.Header, token stri
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
 	form := "token=" + url.QueryEscape(token) + c.formTail
 	r := attempt(c, ctx, client, form, extra)
-	callEnded(c.guard, probe, r.outcome, r.err)
-	if r.err == "" {
-		return r.claims, ""
+	if r.err != "" {
+		r = retry(c, ctx, client, form, extra, r)
 	}
-	return retry(c, ctx, client, form, extra, r)
+	if watch != nil {
+		watch.Stop()
+	}
+	callEnded(g, probe, outcomeOf(r, slow.Load()), r.err)
+	return r.claims, r.err
+}
+
+// outcomeOf is what the breaker counts for the introspection that ended with r: a failure the
+// watch already counted when the call turned slow is not counted twice.
+func outcomeOf(r attemptResult, countedSlow bool) int {
+	if r.outcome == callFailed && countedSlow {
+		return callSkipped
+	}
+	return r.outcome
 }
 
 // retry goes on after a failed first attempt r: transient failures are tried again with backoff
-// until maxRetries or the timeout runs out. (Apart from introspect so that a miss answered at
-// once pays for none of the loop's frame slots.)
-func retry(c *idpClient, ctx context.Context, client *http.Client, form string, extra http.Header, r attemptResult) (map[string]any, string) {
+// while the breaker stays closed, until maxRetries or the deadline runs out. (Apart from
+// introspect so that a miss answered at once pays for none of the loop's frame slots.)
+func retry(c *idpClient, ctx context.Context, client *http.Client, form string, extra http.Header, r attemptResult) attemptResult {
 	attempts := 1
 	for r.retry && attempts <= c.maxRetries && c.pause(ctx, attempts-1, r.after) {
-		probe, refusedFor := admitCall(c.guard, time.Now())
-		if refusedFor > 0 {
-			return nil, fmt.Sprintf("%s (attempts: %d; the circuit breaker opened)", r.err, attempts)
+		if !closedBreaker(c.guard) {
+			r.err += " (attempts: " + strconv.Itoa(attempts) + "; the circuit breaker is open)"
+			return r
 		}
 		attempts++
-		r = attempt(c, ctx, client, form, extra)
-		callEnded(c.guard, probe, r.outcome, r.err)
-		if r.err == "" {
-			return r.claims, ""
+		if r = attempt(c, ctx, client, form, extra); r.err == "" {
+			return r
 		}
 	}
-	return nil, fmt.Sprintf("%s (attempts: %d)", r.err, attempts)
+	r.err = fmt.Sprintf("%s (attempts: %d)", r.err, attempts)
+	return r
 }
 
 // pause waits before retry number try+1. It returns false when the wait would not fit in the
@@ -245,7 +266,12 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 		return statusResult(resp)
 	}
 	claims, reason := decodeAnswer(resp)
-	return attemptResult{claims: claims, err: reason}
+	if reason != "" {
+		// A 200 that is not an introspection answer, or whose body stalled or broke off, is no
+		// answer: the breaker counts it as failed.
+		return attemptResult{err: reason, outcome: callFailed}
+	}
+	return attemptResult{claims: claims}
 }
 
 // transportResult is the outcome of an exchange that failed in transport. It is worth retrying,
@@ -315,7 +341,8 @@ func transportFailure(ctx context.Context, err error) string {
 	case ctx.Err() == context.DeadlineExceeded:
 		return "timed out"
 	case ctx.Err() != nil:
-		return "canceled"
+		// The call outlives its request (resolveMiss), so only the circuit breaker cancels it.
+		return "cut off: the circuit breaker opened"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed by the endpoint"
 	}

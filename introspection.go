@@ -199,12 +199,14 @@ func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) 
 // could not be reached, failed, or sent something that is not an introspection response, or the
 // guard refused the call (guard.go). Only then may a stale cached answer stand in.
 func askIdP(m *middleware, ctx context.Context, rendered http.Header, token string) (*verdict, bool) {
-	refused, probe := enterIdP(m.idp.guard)
+	// timeoutSeconds bounds everything from here: the wait for an in-flight slot too.
+	deadline := time.Now().Add(m.idp.timeout)
+	refused, probe := enterIdP(m.idp.guard, deadline)
 	if refused != nil {
 		return refused, false
 	}
 	defer leaveIdP(m.idp.guard)
-	claims, reason := introspect(m.idp, ctx, rendered, token, probe)
+	claims, reason := introspect(m.idp, ctx, deadline, rendered, token, probe)
 	if m.idp.watched {
 		logFileProblems(m)
 	}

@@ -97,10 +97,15 @@ func (l *logger) budget(kind string) *errorBudget {
 // ever other status codes, while "endpoint answered 400 (invalid_client)" stays apart from
 // "endpoint answered 400 (invalid_request)".
 func errorKind(msg string) string {
+	return digitFolder.Replace(withoutAttempts(msg))
+}
+
+// withoutAttempts returns a failure's reason without the attempt count introspect adds to it.
+func withoutAttempts(msg string) string {
 	if i := strings.Index(msg, " (attempts: "); i >= 0 {
-		msg = msg[:i]
+		return msg[:i]
 	}
-	return digitFolder.Replace(msg)
+	return msg
 }
 
 var digitFolder = strings.NewReplacer("0", "#", "1", "#", "2", "#", "3", "#", "4", "#", "5", "#", "6", "#", "7", "#", "8", "#", "9", "#")

@@ -184,7 +184,7 @@ func buildCompiled(ctx context.Context, next http.Handler, options map[string]an
 
 // TestGuardOptionsTraefikPath sets the guard's options as the file provider hands them over
 // (strings) and as the Kubernetes CRD does (JSON numbers and booleans), and checks what they do:
-// two failed calls open the breaker, whose 503 carries Retry-After; disabled, it never opens.
+// two failed introspections open the breaker, whose 503 carries Retry-After; disabled, it never opens.
 func TestGuardOptionsTraefikPath(t *testing.T) {
 	inModes(t, func(t *testing.T, build builder) {
 		for _, test := range []struct {

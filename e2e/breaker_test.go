@@ -59,16 +59,16 @@ func TestIdPOutageCircuitBreaker(t *testing.T) {
 
 	idp.stop()
 	require.True(t, idp.exited())
-	// Closed: each miss tries twice (maxRetries 1) against the refused port; the second miss
-	// makes the fourth consecutive failure.
-	for i := 0; i < 2; i++ {
+	// Closed: each miss tries twice (maxRetries 1) against the refused port, and counts as one
+	// failed introspection; the fourth opens the breaker.
+	for i := 0; i < 4; i++ {
 		r := call(t, "/breaker/x", bearer(unseen[i]))
 		require.Equal(t, http.StatusServiceUnavailable, r.status)
 		assert.Empty(t, r.header.Get("Retry-After"), "miss %d: the IdP was called, the breaker was closed", i)
 	}
 	// Open: refused at once, with Retry-After, on a route whose token was never seen.
 	var took []time.Duration
-	for i := 2; i < len(unseen); i++ {
+	for i := 4; i < len(unseen); i++ {
 		start := time.Now()
 		r := call(t, "/breaker/x", bearer(unseen[i]))
 		took = append(took, time.Since(start))
@@ -83,7 +83,7 @@ func TestIdPOutageCircuitBreaker(t *testing.T) {
 	assert.Equal(t, http.StatusOK, call(t, "/breaker/x", bearer(cached)).status)
 	assert.Equal(t, http.StatusUnauthorized, call(t, "/breaker/x", nil).status)
 	eventually(t, logTimeout, func() bool {
-		_, ok := fileLine(env.traefikLog, "oAuthIntrospection[breaker@file]", "IdP circuit breaker opened after 4 consecutive failed calls (last: request failed: connection refused)")
+		_, ok := fileLine(env.traefikLog, "oAuthIntrospection[breaker@file]", "IdP circuit breaker opened after 4 consecutive failed introspections (last: request failed: connection refused)")
 		return ok
 	}, "traefik log has no line saying the breaker opened")
 
@@ -100,7 +100,7 @@ func TestIdPOutageCircuitBreaker(t *testing.T) {
 	assert.Less(t, time.Since(back), 5*time.Second)
 	eventually(t, logTimeout, func() bool {
 		line, ok := fileLine(env.traefikLog, "oAuthIntrospection[breaker@file]", "IdP circuit breaker closed: the IdP answered again after ")
-		return ok && assert.Regexp(t, `\d+ calls were refused while it was open`, line)
+		return ok && assert.Regexp(t, `\d+ misses were refused while it was open`, line)
 	}, "traefik log has no line saying the breaker closed")
 	assert.False(t, env.traefik.exited())
 }
