@@ -111,9 +111,10 @@ type CircuitBreakerConfig struct {
 	// OpenSeconds is how long the breaker stays open, answering misses with 503 at once, before it
 	// lets one probe introspection through. If zero, 1 is used.
 	OpenSeconds int
-	// SlowCallMilliseconds is how long an introspection may go unanswered before it counts as
-	// failed, so that an IdP that accepts connections but never answers opens the breaker this
-	// soon. Its answer, if it comes later, still counts. If zero, 1000 is used.
+	// SlowCallMilliseconds is how long the IdP may leave consecutiveFailures introspections (or
+	// maxInFlight, if fewer) in flight without answering any of them before the breaker opens, so
+	// that an IdP that accepts connections but never answers is found this soon and not after
+	// timeoutSeconds. Keep it above the IdP's slowest normal answer. If zero, 1000 is used.
 	SlowCallMilliseconds int
 	// Disabled turns the breaker off: every miss calls the IdP. Default false.
 	Disabled bool

@@ -23,11 +23,11 @@ import (
 //     misses get 503 at once instead of waiting out their retries against a dead IdP. After
 //     openFor it lets one probe call through (half-open): an answer closes it, a failure opens it
 //     again. Any answer of the IdP, an inactive token or a 4xx included, resets the count.
-//   - A call still unanswered after slowAfter counts as failed at that moment, as resilience4j's
-//     slow calls do, so that a frozen IdP opens the breaker in slowAfter and not in timeoutSeconds;
-//     its answer, if it comes, still counts as an answer. When the breaker opens, the calls in
-//     flight are cut off: their requests get their 503 (or a stale answer) at once instead of
-//     waiting out timeoutSeconds on an IdP that was just judged down.
+//   - A stall check, for an IdP that takes connections but never answers (a frozen process): when
+//     consecutiveFailures introspections (or all the slots) are in flight and none has been
+//     answered for slowAfter, the breaker opens then, not after timeoutSeconds. When the breaker
+//     opens, the calls in flight are cut off: their requests get their 503 (or a stale answer) at
+//     once instead of waiting out timeoutSeconds on an IdP that was just judged down.
 //
 // The breaker judges the IdP by its answers to the clients' tokens: an IdP that fails on some
 // tokens (a 5xx for a malformed one) lets whoever sends those tokens open the breaker, which
@@ -44,8 +44,16 @@ type idpGuard struct {
 	threshold int           // consecutive failures that open the breaker; 0 disables it
 	openFor   time.Duration // how long it stays open before a probe
 	probeFor  time.Duration // a probe that has not ended by then is presumed lost
-	slowAfter time.Duration // a call unanswered by then counts as failed
+	slowAfter time.Duration // calls in flight unanswered for this long are a stall; 0: no check
 	log       *logger
+
+	// The stall check: progress is the Unix nanoseconds of the last call's end (or of the check's
+	// arming, when none was in flight); armed says that a check is scheduled.
+	progress atomic.Int64
+	armed    atomic.Bool
+	// parent is the context every call is made in (a context.Context): it ends when the breaker
+	// opens, and a new one is stored for the probe.
+	parent atomic.Value
 
 	// troubled is false while the breaker is closed with no failure counted: a call then reads
 	// it alone and takes no lock.
@@ -53,16 +61,13 @@ type idpGuard struct {
 
 	mu       sync.Mutex // guards what follows
 	state    int
-	failures int       // consecutive failed introspections, while closed
-	until    time.Time // open: when a probe may go; half-open: when its probe is presumed lost
-	probing  bool      // half-open: the probe is out
-	opened   time.Time // when it opened from closed
-	refused  int       // calls refused since then
-	lastWhy  string    // the last failure, for the log
-	// cut is done when the breaker opens: calls in flight end with it. A new one is made when the
-	// breaker closes.
-	cut      context.Context
-	cutCalls context.CancelFunc
+	failures int                // consecutive failed introspections, while closed
+	until    time.Time          // open: when a probe may go; half-open: when its probe is presumed lost
+	probing  bool               // half-open: the probe is out
+	opened   time.Time          // when it opened from closed
+	refused  int                // calls refused since then
+	lastWhy  string             // the last failure, for the log
+	cutCalls context.CancelFunc // ends parent
 }
 
 // The breaker's states.
@@ -88,65 +93,107 @@ func newGuard(cs clientSettings, l *logger) *idpGuard {
 	}
 	g.slotsV = reflect.ValueOf(g.slots)
 	g.slotV = reflect.ValueOf(struct{}{})
-	g.cut, g.cutCalls = context.WithCancel(context.Background())
+	newParent(g)
 	return g
 }
 
-// cutWith arranges for cancel to be called when the breaker opens, and returns the function that
-// undoes that, or nil when there is no breaker.
-func cutWith(g *idpGuard, cancel context.CancelFunc) func() bool {
-	if g.threshold == 0 {
-		return nil
-	}
-	g.mu.Lock()
-	cut := g.cut
-	g.mu.Unlock()
-	return context.AfterFunc(cut, cancel)
+// newParent stores a new parent context for calls, and keeps the function that ends it.
+func newParent(g *idpGuard) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.parent.Store(ctx)
+	g.cutCalls = cancel
 }
 
-// watchCall starts the watch of a call that counts it as failed once it has been unanswered for
-// slowAfter. The caller stops the timer when the call ends, and passes what the watch did to
-// callEnded through slow.
-func watchCall(g *idpGuard, probe bool, slow *atomic.Bool) *time.Timer {
-	if g.threshold == 0 || g.slowAfter <= 0 {
-		return nil
+// callParent is the context a call to the IdP is made in: it ends when the breaker opens. (Not
+// the request's: the call outlives a cancelled request, since others may wait for it.)
+func callParent(g *idpGuard) context.Context {
+	return g.parent.Load().(context.Context)
+}
+
+// armStall schedules a stall check, unless one is scheduled. The check's function is made once
+// per slowAfter at most, not once per call: under Yaegi every func value handed to compiled code
+// is dear.
+func armStall(g *idpGuard) {
+	if !g.armed.CompareAndSwap(false, true) {
+		return
 	}
-	return time.AfterFunc(g.slowAfter, func() {
-		slow.Store(true)
-		callEnded(g, probe, callFailed, "no answer within "+g.slowAfter.String())
-	})
+	if len(g.slots) <= 1 {
+		g.progress.Store(time.Now().UnixNano())
+	}
+	time.AfterFunc(g.slowAfter, func() { checkStall(g) })
+}
+
+// checkStall opens the breaker if enough calls are in flight and none has been answered for
+// slowAfter, and checks again later while calls are in flight. It runs on a timer's goroutine,
+// where a panic would end Traefik: it recovers.
+func checkStall(g *idpGuard) {
+	defer func() { _ = recover() }()
+	inFlight := len(g.slots)
+	quiet := time.Since(time.Unix(0, g.progress.Load()))
+	need := g.threshold
+	if cap(g.slots) < need {
+		need = cap(g.slots)
+	}
+	if inFlight >= need && quiet >= g.slowAfter {
+		stalled(g, inFlight, quiet)
+	}
+	if inFlight > 0 {
+		time.AfterFunc(g.slowAfter, func() { checkStall(g) })
+		return
+	}
+	g.armed.Store(false)
+}
+
+// stalled opens a closed breaker on a stall.
+func stalled(g *idpGuard, inFlight int, quiet time.Duration) {
+	g.mu.Lock()
+	line := ""
+	if g.state == breakerClosed {
+		why := strconv.Itoa(inFlight) + " introspections in flight, none answered for " + quiet.Round(time.Millisecond).String()
+		g.failures = g.threshold
+		line = openBreaker(g, why, time.Now())
+	}
+	g.mu.Unlock()
+	if line != "" {
+		logAlways(g.log, line)
+	}
 }
 
 // enterIdP is what a miss does before it calls the IdP: it asks the breaker, then takes an
 // in-flight slot, waiting for one until deadline at the latest. It returns the 503 verdict of a
 // refusal, or nil and whether the call is the breaker's probe; the caller must then call leaveIdP.
+// Every miss runs it, so what a healthy IdP does not need is in functions of its own: under Yaegi
+// a function costs every call a slot for each of its locals (docs/performance.md).
 func enterIdP(g *idpGuard, deadline time.Time) (*verdict, bool) {
+	probe := false
+	if g.threshold != 0 && g.troubled.Load() {
+		var refused *verdict
+		if refused, probe = admitTroubled(g); refused != nil {
+			return refused, false
+		}
+	}
+	// A send that does not wait: a select statement, which the interpreter cannot run safely
+	// (interpreter.go), so through reflect, with the values made once in newGuard.
+	if g.slotsV.TrySend(g.slotV) {
+		if g.slowAfter > 0 && !g.armed.Load() {
+			armStall(g)
+		}
+		return nil, probe
+	}
+	return waitSlot(g, deadline, probe)
+}
+
+// admitTroubled asks a breaker that has counted failures whether the call may go.
+func admitTroubled(g *idpGuard) (*verdict, bool) {
 	probe, refusedFor := admitCall(g, time.Now())
 	if refusedFor > 0 {
 		return unavailable(refusedFor, "IdP circuit breaker open"), false
 	}
-	if !takeSlot(g, deadline) {
-		if probe {
-			callEnded(g, probe, callSkipped, "")
-		}
-		return unavailable(inFlightRetryAfter, "too many introspections in flight"), false
-	}
 	return nil, probe
 }
 
-// leaveIdP frees the slot enterIdP took.
-func leaveIdP(g *idpGuard) {
-	<-g.slots
-}
-
-// takeSlot takes a slot, waiting at most g.wait for one, and never past deadline. The slots' channel is used through
-// reflect: a send with a fallback is a select statement, which the interpreter cannot run safely
-// (interpreter.go), and the values are made once, in newGuard, because each reflect.ValueOf costs
-// a miss a few allocations.
-func takeSlot(g *idpGuard, deadline time.Time) bool {
-	if g.slotsV.TrySend(g.slotV) {
-		return true
-	}
+// waitSlot waits for an in-flight slot, at most g.wait and never past deadline.
+func waitSlot(g *idpGuard, deadline time.Time, probe bool) (*verdict, bool) {
 	wait := time.Until(deadline)
 	if g.wait < wait {
 		wait = g.wait
@@ -154,7 +201,24 @@ func takeSlot(g *idpGuard, deadline time.Time) bool {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	chosen, _, _ := reflect.Select([]reflect.SelectCase{{Dir: reflect.SelectSend, Chan: g.slotsV, Send: g.slotV}, {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)}})
-	return chosen == 0
+	if chosen == 0 {
+		if g.slowAfter > 0 && !g.armed.Load() {
+			armStall(g)
+		}
+		return nil, probe
+	}
+	if probe {
+		callEnded(g, probe, callSkipped, "")
+	}
+	return unavailable(inFlightRetryAfter, "too many introspections in flight"), false
+}
+
+// leaveIdP frees the slot enterIdP took, and records the progress for the stall check.
+func leaveIdP(g *idpGuard) {
+	if g.slowAfter > 0 {
+		g.progress.Store(time.Now().UnixNano())
+	}
+	<-g.slots
 }
 
 // admitCall asks the breaker whether a call may go to the IdP at now. It returns whether the call
@@ -187,8 +251,8 @@ func admitCall(g *idpGuard, now time.Time) (probe bool, refusedFor time.Duration
 	}
 	// Half-open with no probe out, or with one presumed lost: this call is the probe, and the
 	// calls cut off when the breaker opened must not cut it off too.
-	if g.cut.Err() != nil {
-		g.cut, g.cutCalls = context.WithCancel(context.Background())
+	if callParent(g).Err() != nil {
+		newParent(g)
 	}
 	g.probing = true
 	g.until = now.Add(g.probeFor)
@@ -212,14 +276,19 @@ const (
 	callSkipped         // the call was never made
 )
 
-// callEnded tells the breaker how an admitted call ended; why names a failure for the log.
+// callEnded tells the breaker how an admitted call ended; why names a failure for the log. An
+// answer while the breaker is closed and clean changes nothing, and takes no lock.
 func callEnded(g *idpGuard, probe bool, outcome int, why string) {
 	if g.threshold == 0 {
 		return
 	}
-	if outcome == callAnswered && !probe && !g.troubled.Load() {
-		return
+	if outcome != callAnswered || probe || g.troubled.Load() {
+		recordCall(g, probe, outcome, why)
 	}
+}
+
+// recordCall moves the breaker on after a call, and logs a transition.
+func recordCall(g *idpGuard, probe bool, outcome int, why string) {
 	now := time.Now()
 	g.mu.Lock()
 	line := breakerStep(g, probe, outcome, why, now)
@@ -251,12 +320,7 @@ func breakerStep(g *idpGuard, probe bool, outcome int, why string, now time.Time
 		if g.failures < g.threshold {
 			return ""
 		}
-		g.opened = now
-		g.refused = 0
-		g.state = breakerOpen
-		g.until = now.Add(g.openFor)
-		g.cutCalls()
-		return "IdP circuit breaker opened after " + strconv.Itoa(g.failures) + " consecutive failed introspections (last: " + why + "): misses get 503 without calling the IdP, one probe every " + g.openFor.String()
+		return openBreaker(g, strconv.Itoa(g.failures)+" consecutive failed introspections (last: "+why+")", now)
 	}
 	if probe {
 		// The probe failed: open again for another openFor.
@@ -265,6 +329,18 @@ func breakerStep(g *idpGuard, probe bool, outcome int, why string, now time.Time
 		g.cutCalls()
 	}
 	return ""
+}
+
+// openBreaker opens a closed breaker, cuts the calls in flight off, and returns the line to log.
+// It is called with mu held.
+func openBreaker(g *idpGuard, why string, now time.Time) string {
+	g.opened = now
+	g.refused = 0
+	g.state = breakerOpen
+	g.troubled.Store(true)
+	g.until = now.Add(g.openFor)
+	g.cutCalls()
+	return "IdP circuit breaker opened after " + why + ": misses get 503 without calling the IdP, one probe every " + g.openFor.String()
 }
 
 // closeBreaker records an answer of the IdP. A call admitted before the breaker opened may answer

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"text/template"
 	"time"
 )
@@ -157,16 +156,11 @@ func (c *idpClient) fileProblems() []string {
 // failures are retried with backoff until maxRetries or the deadline runs out, or until the
 // circuit breaker is no longer closed. The whole introspection is one call to the breaker: probe
 // says that it is the half-open probe, and it counts once, however many attempts it made.
-func introspect(c *idpClient, ctx context.Context, deadline time.Time, extra http.Header, token string, probe bool) (map[string]any, string) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+func introspect(c *idpClient, deadline time.Time, extra http.Header, token string, probe bool) (map[string]any, string) {
 	g := c.guard
 	// An opening breaker ends the call at once (guard.go).
-	if stop := cutWith(g, cancel); stop != nil {
-		defer stop()
-	}
-	var slow atomic.Bool
-	watch := watchCall(g, probe, &slow)
+	ctx, cancel := context.WithDeadline(callParent(g), deadline)
+	defer cancel()
 	client := c.client
 	if c.tls != nil {
 		client = c.httpClient(time.Now())
@@ -177,20 +171,8 @@ func introspect(c *idpClient, ctx context.Context, deadline time.Time, extra htt
 	if r.err != "" {
 		r = retry(c, ctx, client, form, extra, r)
 	}
-	if watch != nil {
-		watch.Stop()
-	}
-	callEnded(g, probe, outcomeOf(r, slow.Load()), r.err)
+	callEnded(g, probe, r.outcome, r.err)
 	return r.claims, r.err
-}
-
-// outcomeOf is what the breaker counts for the introspection that ended with r: a failure the
-// watch already counted when the call turned slow is not counted twice.
-func outcomeOf(r attemptResult, countedSlow bool) int {
-	if r.outcome == callFailed && countedSlow {
-		return callSkipped
-	}
-	return r.outcome
 }
 
 // retry goes on after a failed first attempt r: transient failures are tried again with backoff

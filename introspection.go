@@ -157,9 +157,10 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 		publish(c, key, p, v, nil, false)
 		m.logf("error", "introspection failed: internal error ("+panicText(r)+")")
 	}()
-	// The call outlives the leader's request if that one is cancelled: others may be waiting.
+	// The call outlives the leader's request if that one is cancelled: others may be waiting
+	// (askIdP makes it in a context of its own).
 	var answered bool
-	v, answered = askIdP(m, context.WithoutCancel(req.Context()), rendered, token)
+	v, answered = askIdP(m, rendered, token)
 	now = time.Now().Unix()
 	if answered {
 		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:
@@ -198,7 +199,7 @@ func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) 
 // askIdP introspects token and judges the answer. answered is false when no answer came: the IdP
 // could not be reached, failed, or sent something that is not an introspection response, or the
 // guard refused the call (guard.go). Only then may a stale cached answer stand in.
-func askIdP(m *middleware, ctx context.Context, rendered http.Header, token string) (*verdict, bool) {
+func askIdP(m *middleware, rendered http.Header, token string) (*verdict, bool) {
 	// timeoutSeconds bounds everything from here: the wait for an in-flight slot too.
 	deadline := time.Now().Add(m.idp.timeout)
 	refused, probe := enterIdP(m.idp.guard, deadline)
@@ -206,7 +207,7 @@ func askIdP(m *middleware, ctx context.Context, rendered http.Header, token stri
 		return refused, false
 	}
 	defer leaveIdP(m.idp.guard)
-	claims, reason := introspect(m.idp, ctx, deadline, rendered, token, probe)
+	claims, reason := introspect(m.idp, deadline, rendered, token, probe)
 	if m.idp.watched {
 		logFileProblems(m)
 	}
