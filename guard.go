@@ -123,6 +123,27 @@ func armStall(g *idpGuard) {
 	time.AfterFunc(g.slowAfter, func() { checkStall(g) })
 }
 
+// stallCheckEvery is how often the stall check looks again while calls are in flight: a quarter of
+// slowAfter, so that a stall is found within 1.25 slowAfter.
+func stallCheckEvery(g *idpGuard) time.Duration {
+	if d := g.slowAfter / 4; d > 10*time.Millisecond {
+		return d
+	}
+	return 10 * time.Millisecond
+}
+
+// probeDeadline is the deadline of the half-open probe: an IdP judged down must answer it as fast
+// as a healthy one, within slowAfter, and it holds its request no longer than that.
+func probeDeadline(g *idpGuard, deadline time.Time) time.Time {
+	if g.slowAfter <= 0 {
+		return deadline
+	}
+	if soon := time.Now().Add(g.slowAfter); soon.Before(deadline) {
+		return soon
+	}
+	return deadline
+}
+
 // checkStall opens the breaker if enough calls are in flight and none has been answered for
 // slowAfter, and checks again later while calls are in flight. It runs on a timer's goroutine,
 // where a panic would end Traefik: it recovers.
@@ -138,7 +159,7 @@ func checkStall(g *idpGuard) {
 		stalled(g, inFlight, quiet)
 	}
 	if inFlight > 0 {
-		time.AfterFunc(g.slowAfter, func() { checkStall(g) })
+		time.AfterFunc(stallCheckEvery(g), func() { checkStall(g) })
 		return
 	}
 	g.armed.Store(false)

@@ -492,7 +492,21 @@ func TestBreakerSlowCallsOpenAndCutOff(t *testing.T) {
 	if got := inFlight.Load(); got != 2 {
 		t.Errorf("the IdP got %d calls, want 2: no retry after the cut", got)
 	}
+
 	expectRetryAfter(t, rig.do("frozen-after"), "1")
+	// After openSeconds, the probe: the frozen IdP must answer it within slowCallMilliseconds,
+	// not timeoutSeconds, and the breaker opens again.
+	var probeTook time.Duration
+	waitFor(t, 5*time.Second, "the probe", func() bool {
+		begin := time.Now()
+		rec := rig.do("frozen-probe")
+		probeTook = time.Since(begin)
+		return rec.Code == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == ""
+	})
+	if probeTook > time.Second {
+		t.Errorf("the probe held its request %v: want about slowCallMilliseconds (100 ms)", probeTook)
+	}
+	expectRetryAfter(t, rig.do("frozen-after-probe"), "1")
 	if !strings.Contains(out.String(), "IdP circuit breaker opened after 2 introspections in flight, none answered for 1") {
 		t.Errorf("no opened line naming the slow calls:\n%s", out.String())
 	}

@@ -207,6 +207,9 @@ func askIdP(m *middleware, rendered http.Header, token string) (*verdict, bool) 
 		return refused, false
 	}
 	defer leaveIdP(m.idp.guard)
+	if probe {
+		deadline = probeDeadline(m.idp.guard, deadline)
+	}
 	claims, reason := introspect(m.idp, deadline, rendered, token, probe)
 	if m.idp.watched {
 		logFileProblems(m)
