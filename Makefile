@@ -15,13 +15,18 @@ demo:
 
 # Load benchmark in a real Traefik (wrk, IdP, pass-through floor); prints one table, about 2 minutes
 # once Traefik is built.
-.PHONY: bench bench-fill
+.PHONY: bench bench-fill flood
 bench:
 	bash bench/run.sh
 
 # Traefik's resident memory with the cache full at 10,000 and 1,000,000 entries, about 8 minutes.
 bench-fill:
 	bash bench/fill.sh
+
+# A flood of random bogus tokens against the default in-flight bound and against none: what
+# reaches the IdP, and Traefik's goroutines and memory. About 1 minute.
+flood:
+	bash bench/flood.sh
 
 # Mutation testing of the security-critical files with the compiled tests (gremlins, pinned);
 # prints killed/lived per file. Tens of minutes on two cores; not part of CI. See docs/mutation.md.

@@ -1,7 +1,11 @@
 // Command fastidp is an introspection endpoint for filling the plugin's cache quickly: it answers
 // every POST with an active answer shaped like node-oidc-provider's (the claims the bench forwards
 // and checks), so that Traefik, not the IdP, bounds how fast new tokens are cached. GET /count
-// returns the number of introspections answered.
+// returns the number of introspections answered; GET /stats returns "calls N most M", M being the
+// most introspections it held at once.
+//
+// For bench/flood.sh: -delay holds every answer that long (an IdP that takes its time, so that
+// calls pile up), and -inactive answers every token inactive (a flood of bogus tokens).
 package main
 
 import (
@@ -12,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // answer is the bench's IdP answer (bench_test.go's benchAnswer), valid until 2100.
@@ -19,9 +24,14 @@ const answer = `{"active":true,"grp":"admin","username":"alice","user":{"name":"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	delay := flag.Duration("delay", 0, "hold every answer this long")
+	inactive := flag.Bool("inactive", false, "answer every token inactive")
 	flag.Parse()
-	var calls atomic.Int64
+	var calls, now, most atomic.Int64
 	body := []byte(answer)
+	if *inactive {
+		body = []byte(`{"active":false}`)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
 		if r.PostFormValue("token") == "" {
@@ -29,11 +39,21 @@ func main() {
 			return
 		}
 		calls.Add(1)
+		n := now.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if *delay > 0 {
+			time.Sleep(*delay)
+		}
+		now.Add(-1)
 		w.Header()["Content-Type"] = []string{"application/json"}
 		_, _ = w.Write(body)
 	})
 	mux.HandleFunc("GET /count", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte(strconv.FormatInt(calls.Load(), 10)))
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintf(w, "calls %d most %d\n", calls.Load(), most.Load())
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
