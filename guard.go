@@ -47,10 +47,13 @@ type idpGuard struct {
 	slowAfter time.Duration // calls in flight unanswered for this long are a stall; 0: no check
 	log       *logger
 
-	// The stall check: progress is the Unix nanoseconds of the last call's end (or of the check's
-	// arming, when none was in flight); armed says that a check is scheduled.
-	progress atomic.Int64
-	armed    atomic.Bool
+	// The stall check: ended counts the calls that ended; the check, and only the check (or
+	// armStall before it schedules one), keeps seenEnded, the count it last saw, and quietSince,
+	// since when the count has not moved.
+	ended      atomic.Int64
+	seenEnded  int64
+	quietSince time.Time
+	armed      atomic.Bool
 	// parent is the context every call is made in (a context.Context): it ends when the breaker
 	// opens, and a new one is stored for the probe.
 	parent atomic.Value
@@ -117,9 +120,8 @@ func armStall(g *idpGuard) {
 	if !g.armed.CompareAndSwap(false, true) {
 		return
 	}
-	if len(g.slots) <= 1 {
-		g.progress.Store(time.Now().UnixNano())
-	}
+	g.seenEnded = g.ended.Load()
+	g.quietSince = time.Now()
 	time.AfterFunc(g.slowAfter, func() { checkStall(g) })
 }
 
@@ -150,7 +152,11 @@ func probeDeadline(g *idpGuard, deadline time.Time) time.Time {
 func checkStall(g *idpGuard) {
 	defer func() { _ = recover() }()
 	inFlight := len(g.slots)
-	quiet := time.Since(time.Unix(0, g.progress.Load()))
+	if n := g.ended.Load(); n != g.seenEnded {
+		g.seenEnded = n
+		g.quietSince = time.Now()
+	}
+	quiet := time.Since(g.quietSince)
 	need := g.threshold
 	if cap(g.slots) < need {
 		need = cap(g.slots)
@@ -234,10 +240,10 @@ func waitSlot(g *idpGuard, deadline time.Time, probe bool) (*verdict, bool) {
 	return unavailable(inFlightRetryAfter, "too many introspections in flight"), false
 }
 
-// leaveIdP frees the slot enterIdP took, and records the progress for the stall check.
+// leaveIdP frees the slot enterIdP took, and counts the call's end for the stall check.
 func leaveIdP(g *idpGuard) {
 	if g.slowAfter > 0 {
-		g.progress.Store(time.Now().UnixNano())
+		g.ended.Add(1)
 	}
 	<-g.slots
 }
