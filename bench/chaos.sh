@@ -25,8 +25,11 @@
 # journal-adapter.js: the same in-memory store plus an append-only journal, replayed at start.
 # Valid tokens should then get 200 (or 503 while the IdP is down), never 401.
 #
-# It prints the status mix per kind and per route, a timeline per IdP phase, Traefik's /open probe
-# failures and resident memory (sampled every second) and the IdP restarts. It exits non-zero if a
+# It prints the status mix per kind and per route, a timeline per IdP phase with the rate of
+# cached-token answers (kind admin-hot) up and down, the latency of the 503s that carry Retry-After
+# (the plugin's guard refused them: breaker open or no in-flight slot; docs/resilience.md),
+# Traefik's /open probe failures, resident memory and goroutines (sampled every second, the last
+# from Traefik's pprof) and the IdP restarts. It exits non-zero if a
 # request without a valid admin token got a 2xx (kinds user, bogus, none, malformed), or if
 # Traefik went down (a failed /open probe, or the process gone).
 #
