@@ -24,8 +24,8 @@ import (
 //     openFor it lets one probe call through (half-open): an answer closes it, a failure opens it
 //     again. Any answer of the IdP, an inactive token or a 4xx included, resets the count.
 //   - A stall check, for an IdP that takes connections but never answers (a frozen process): when
-//     consecutiveFailures introspections (or all the slots) are in flight and none has been
-//     answered for slowAfter, the breaker opens then, not after timeoutSeconds. When the breaker
+//     consecutiveFailures introspections (or all the slots) have been in flight for slowAfter and
+//     none has been answered for as long, the breaker opens then, not after timeoutSeconds. When the breaker
 //     opens, the calls in flight are cut off: their requests get their 503 (or a stale answer) at
 //     once instead of waiting out timeoutSeconds on an IdP that was just judged down.
 //
@@ -47,12 +47,15 @@ type idpGuard struct {
 	slowAfter time.Duration // calls in flight unanswered for this long are a stall; 0: no check
 	log       *logger
 
-	// The stall check: ended counts the calls that ended; the check, and only the check (or
-	// armStall before it schedules one), keeps seenEnded, the count it last saw, and quietSince,
-	// since when the count has not moved.
+	// The stall check: entered and ended count the calls that took a slot and the calls that
+	// ended. The check, and only the check (or armStall before it schedules one), keeps
+	// seenEnded, the count it last saw, quietSince, since when it has not moved, and snaps, what
+	// entered was at its last looks.
+	entered    atomic.Int64
 	ended      atomic.Int64
 	seenEnded  int64
 	quietSince time.Time
+	snaps      []stallSnap
 	armed      atomic.Bool
 	// parent is the context every call is made in (a context.Context): it ends when the breaker
 	// opens, and a new one is stored for the probe.
@@ -71,6 +74,12 @@ type idpGuard struct {
 	refused  int                // calls refused since then
 	lastWhy  string             // the last failure, for the log
 	cutCalls context.CancelFunc // ends parent
+}
+
+// stallSnap is what the entered count was at a look of the stall check.
+type stallSnap struct {
+	at      time.Time
+	entered int64
 }
 
 // The breaker's states.
@@ -93,6 +102,10 @@ func newGuard(cs clientSettings, l *logger) *idpGuard {
 		probeFor:  cs.timeout + time.Second,
 		slowAfter: cs.breakerSlow,
 		log:       l,
+	}
+	if g.threshold == 0 {
+		// The stall check opens the breaker; a disabled one must never open.
+		g.slowAfter = 0
 	}
 	g.slotsV = reflect.ValueOf(g.slots)
 	g.slotV = reflect.ValueOf(struct{}{})
@@ -120,13 +133,15 @@ func armStall(g *idpGuard) {
 	if !g.armed.CompareAndSwap(false, true) {
 		return
 	}
+	now := time.Now()
 	g.seenEnded = g.ended.Load()
-	g.quietSince = time.Now()
-	time.AfterFunc(g.slowAfter, func() { checkStall(g) })
+	g.quietSince = now
+	g.snaps = append(g.snaps[:0], stallSnap{at: now, entered: g.entered.Load()})
+	time.AfterFunc(stallCheckEvery(g), func() { checkStall(g) })
 }
 
-// stallCheckEvery is how often the stall check looks again while calls are in flight: a quarter of
-// slowAfter, so that a stall is found within 1.25 slowAfter.
+// stallCheckEvery is how often the stall check looks while calls are in flight: a quarter of
+// slowAfter, so that calls stalled since they entered are found within 1.25 slowAfter.
 func stallCheckEvery(g *idpGuard) time.Duration {
 	if d := g.slowAfter / 4; d > 10*time.Millisecond {
 		return d
@@ -146,29 +161,60 @@ func probeDeadline(g *idpGuard, deadline time.Time) time.Time {
 	return deadline
 }
 
-// checkStall opens the breaker if enough calls are in flight and none has been answered for
-// slowAfter, and checks again later while calls are in flight. It runs on a timer's goroutine,
-// where a panic would end Traefik: it recovers.
+// checkStall opens the breaker when enough calls have been in flight for slowAfter and none has
+// been answered for as long, and checks again later while calls are in flight. A call that
+// entered a moment ago is not stalled, whatever an older one does: only the calls that entered
+// slowAfter ago or before, and have not ended, count. It runs on a timer's goroutine, where a
+// panic would end Traefik: it recovers.
 func checkStall(g *idpGuard) {
-	defer func() { _ = recover() }()
-	inFlight := len(g.slots)
-	if n := g.ended.Load(); n != g.seenEnded {
-		g.seenEnded = n
-		g.quietSince = time.Now()
+	defer func() {
+		if recover() != nil {
+			g.armed.Store(false)
+		}
+	}()
+	now := time.Now()
+	ended := g.ended.Load()
+	if ended != g.seenEnded {
+		g.seenEnded = ended
+		g.quietSince = now
 	}
-	quiet := time.Since(g.quietSince)
+	old := oldEntered(g, now)
+	quiet := now.Sub(g.quietSince)
 	need := g.threshold
 	if cap(g.slots) < need {
 		need = cap(g.slots)
 	}
-	if inFlight >= need && quiet >= g.slowAfter {
-		stalled(g, inFlight, quiet)
+	if stuck := int(old - ended); stuck >= need && quiet >= g.slowAfter {
+		stalled(g, stuck, quiet)
 	}
-	if inFlight > 0 {
+	if len(g.slots) > 0 {
 		time.AfterFunc(stallCheckEvery(g), func() { checkStall(g) })
 		return
 	}
 	g.armed.Store(false)
+	// A call may have entered after the look at the slots, seen the check armed and not armed
+	// one: arm it for that call.
+	if len(g.slots) > 0 {
+		armStall(g)
+	}
+}
+
+// oldEntered records what the entered count is at now, and returns what it was slowAfter ago
+// (at the newest look that old), or 0 when no look is that old. Since no call has ended for
+// quiet, that count less the ended one is at most the calls that entered slowAfter ago and are
+// still in flight.
+func oldEntered(g *idpGuard, now time.Time) int64 {
+	g.snaps = append(g.snaps, stallSnap{at: now, entered: g.entered.Load()})
+	cutoff := now.Add(-g.slowAfter)
+	drop := 0
+	for drop+1 < len(g.snaps) && !g.snaps[drop+1].at.After(cutoff) {
+		drop++
+	}
+	g.snaps = append(g.snaps[:0], g.snaps[drop:]...)
+	if g.snaps[0].at.After(cutoff) {
+		return 0
+	}
+	return g.snaps[0].entered
 }
 
 // stalled opens a closed breaker on a stall.
@@ -202,12 +248,24 @@ func enterIdP(g *idpGuard, deadline time.Time) (*verdict, bool) {
 	// A send that does not wait: a select statement, which the interpreter cannot run safely
 	// (interpreter.go), so through reflect, with the values made once in newGuard.
 	if g.slotsV.TrySend(g.slotV) {
-		if g.slowAfter > 0 && !g.armed.Load() {
-			armStall(g)
+		if g.slowAfter > 0 {
+			// enteredSlot, written out: this is every miss's path.
+			g.entered.Add(1)
+			if !g.armed.Load() {
+				armStall(g)
+			}
 		}
 		return nil, probe
 	}
 	return waitSlot(g, deadline, probe)
+}
+
+// enteredSlot counts a call that took a slot for the stall check, and arms the check.
+func enteredSlot(g *idpGuard) {
+	g.entered.Add(1)
+	if !g.armed.Load() {
+		armStall(g)
+	}
 }
 
 // admitTroubled asks a breaker that has counted failures whether the call may go.
@@ -229,8 +287,8 @@ func waitSlot(g *idpGuard, deadline time.Time, probe bool) (*verdict, bool) {
 	defer t.Stop()
 	chosen, _, _ := reflect.Select([]reflect.SelectCase{{Dir: reflect.SelectSend, Chan: g.slotsV, Send: g.slotV}, {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)}})
 	if chosen == 0 {
-		if g.slowAfter > 0 && !g.armed.Load() {
-			armStall(g)
+		if g.slowAfter > 0 {
+			enteredSlot(g)
 		}
 		return nil, probe
 	}

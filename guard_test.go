@@ -513,6 +513,90 @@ func TestBreakerSlowCallsOpenAndCutOff(t *testing.T) {
 	rig.m.idp.client.CloseIdleConnections()
 }
 
+// TestStallCheckCountsOnlyOldCalls: one call stuck for longer than slowCallMilliseconds, joined
+// by fresh calls a moment before the check looks, is no stall: the fresh calls have not been in
+// flight for slowCallMilliseconds, and they are answered.
+func TestStallCheckCountsOnlyOldCalls(t *testing.T) {
+	release := make(chan struct{})
+	var held atomic.Bool
+	rig, out := guardRig(t, "stallold@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		if strings.Contains(r.PostForm.Get("token"), "stuck") {
+			held.Store(true)
+			firstReady(release, r.Context().Done())
+		} else {
+			time.Sleep(120 * time.Millisecond) // the IdP's service time: not a wait for a condition
+		}
+		answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
+	}, func(c *Config) {
+		c.ClientConfig.CircuitBreaker.ConsecutiveFailures = 3
+		c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 200
+	})
+	stuck := make(chan int, 1)
+	start := time.Now()
+	go func() { stuck <- rig.do("stuck").Code }()
+	waitFor(t, 5*time.Second, "the IdP to hold the stuck call", held.Load)
+	// Let the stuck call age to most of slowCallMilliseconds, then send two fresh ones: three in
+	// flight, consecutiveFailures of them, when the first check of the old calls falls due.
+	waitFor(t, 5*time.Second, "170 ms to pass", func() bool { return time.Since(start) > 170*time.Millisecond })
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		i := i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = rig.do("fresh-" + strconv.Itoa(i)).Code
+		}()
+	}
+	wg.Wait()
+	close(release)
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("fresh call %d: status %d, want 200: a fresh call was judged stalled", i, code)
+		}
+	}
+	if code := <-stuck; code != http.StatusOK {
+		t.Errorf("the stuck call: status %d, want 200 once the IdP answered it", code)
+	}
+	if out.String() != "" || rig.m.idp.guard.troubled.Load() {
+		t.Errorf("the breaker opened on one stuck call:\n%s", out.String())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
+// TestStallCheckOffWithBreakerDisabled: with circuitBreaker.disabled, a call slower than
+// slowCallMilliseconds is waited for; it never opens the breaker or cuts calls off.
+func TestStallCheckOffWithBreakerDisabled(t *testing.T) {
+	release := make(chan struct{})
+	var held atomic.Bool
+	rig, out := guardRig(t, "stalloff@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		if strings.Contains(r.PostForm.Get("token"), "slow") {
+			held.Store(true)
+			firstReady(release, r.Context().Done())
+		}
+		answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
+	}, func(c *Config) {
+		c.ClientConfig.CircuitBreaker.Disabled = true
+		c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 20
+	})
+	slow := make(chan int, 1)
+	start := time.Now()
+	go func() { slow <- rig.do("slow").Code }()
+	waitFor(t, 5*time.Second, "the IdP to hold the call", held.Load)
+	waitFor(t, 5*time.Second, "10 slowCallMilliseconds to pass", func() bool { return time.Since(start) > 200*time.Millisecond })
+	close(release)
+	if code := <-slow; code != http.StatusOK {
+		t.Errorf("the slow call: status %d, want 200", code)
+	}
+	for i := 0; i < 3; i++ {
+		expectStatus(t, rig.do("after-"+strconv.Itoa(i)), http.StatusOK)
+	}
+	if out.String() != "" {
+		t.Errorf("a disabled breaker logged:\n%s", out.String())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
 // TestBreakerSlowAnswersStillCount: an IdP slower than slowCallMilliseconds that does answer,
 // one call at a time, is no stall: fewer than consecutiveFailures calls are ever in flight.
 func TestBreakerSlowAnswersStillCount(t *testing.T) {
