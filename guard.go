@@ -24,8 +24,9 @@ import (
 //     openFor it lets one probe call through (half-open): an answer closes it, a failure opens it
 //     again. Any answer of the IdP, an inactive token or a 4xx included, resets the count.
 //   - A stall check, for an IdP that takes connections but never answers (a frozen process): when
-//     consecutiveFailures introspections (or all the slots) have been in flight for slowAfter and
-//     none has been answered for as long, the breaker opens then, not after timeoutSeconds. When the breaker
+//     consecutiveFailures introspections (or all the slots) have been in flight for a quarter of
+//     slowAfter, and none has been answered for slowAfter, the breaker opens then, not after
+//     timeoutSeconds. When the breaker
 //     opens, the calls in flight are cut off: their requests get their 503 (or a stale answer) at
 //     once instead of waiting out timeoutSeconds on an IdP that was just judged down.
 //
@@ -49,14 +50,14 @@ type idpGuard struct {
 
 	// The stall check: entered and ended count the calls that took a slot and the calls that
 	// ended. The check, and only the check (or armStall before it schedules one), keeps
-	// seenEnded, the count it last saw, quietSince, since when it has not moved, and snaps, what
-	// entered was at its last looks.
-	entered    atomic.Int64
-	ended      atomic.Int64
-	seenEnded  int64
-	quietSince time.Time
-	snaps      []stallSnap
-	armed      atomic.Bool
+	// seenEnded, the ended count it last saw, quietSince, since when that has not moved, and
+	// seenEntered, the entered count at its last look.
+	entered     atomic.Int64
+	ended       atomic.Int64
+	seenEnded   int64
+	seenEntered int64
+	quietSince  time.Time
+	armed       atomic.Bool
 	// parent is the context every call is made in (a context.Context): it ends when the breaker
 	// opens, and a new one is stored for the probe.
 	parent atomic.Value
@@ -74,12 +75,6 @@ type idpGuard struct {
 	refused  int                // calls refused since then
 	lastWhy  string             // the last failure, for the log
 	cutCalls context.CancelFunc // ends parent
-}
-
-// stallSnap is what the entered count was at a look of the stall check.
-type stallSnap struct {
-	at      time.Time
-	entered int64
 }
 
 // The breaker's states.
@@ -133,15 +128,14 @@ func armStall(g *idpGuard) {
 	if !g.armed.CompareAndSwap(false, true) {
 		return
 	}
-	now := time.Now()
 	g.seenEnded = g.ended.Load()
-	g.quietSince = now
-	g.snaps = append(g.snaps[:0], stallSnap{at: now, entered: g.entered.Load()})
+	g.seenEntered = g.entered.Load()
+	g.quietSince = time.Now()
 	time.AfterFunc(stallCheckEvery(g), func() { checkStall(g) })
 }
 
 // stallCheckEvery is how often the stall check looks while calls are in flight: a quarter of
-// slowAfter, so that calls stalled since they entered are found within 1.25 slowAfter.
+// slowAfter, so that calls stalled from the start are found within 1.25 slowAfter.
 func stallCheckEvery(g *idpGuard) time.Duration {
 	if d := g.slowAfter / 4; d > 10*time.Millisecond {
 		return d
@@ -161,11 +155,12 @@ func probeDeadline(g *idpGuard, deadline time.Time) time.Time {
 	return deadline
 }
 
-// checkStall opens the breaker when enough calls have been in flight for slowAfter and none has
-// been answered for as long, and checks again later while calls are in flight. A call that
-// entered a moment ago is not stalled, whatever an older one does: only the calls that entered
-// slowAfter ago or before, and have not ended, count. It runs on a timer's goroutine, where a
-// panic would end Traefik: it recovers.
+// checkStall opens the breaker when enough calls are in flight and none has been answered for
+// slowAfter, and looks again later while calls are in flight. Only the calls that were in flight
+// at its last look, a quarter of slowAfter ago, count: one slow call joined a moment ago by a
+// burst of fresh ones is no stall, while calls that wait a quarter of slowAfter, fifty times a
+// normal answer, on an IdP that has answered nothing for slowAfter are. It runs on a timer's
+// goroutine, where a panic would end Traefik: it recovers.
 func checkStall(g *idpGuard) {
 	defer func() {
 		if recover() != nil {
@@ -178,14 +173,17 @@ func checkStall(g *idpGuard) {
 		g.seenEnded = ended
 		g.quietSince = now
 	}
-	old := oldEntered(g, now)
+	// No call ended since quietSince: the calls in flight at the last look, if it was within
+	// the quiet time, are all still in flight.
+	waiting := int(g.seenEntered - ended)
+	g.seenEntered = g.entered.Load()
 	quiet := now.Sub(g.quietSince)
 	need := g.threshold
 	if cap(g.slots) < need {
 		need = cap(g.slots)
 	}
-	if stuck := int(old - ended); stuck >= need && quiet >= g.slowAfter {
-		stalled(g, stuck, quiet)
+	if waiting >= need && quiet >= g.slowAfter {
+		stalled(g, waiting, quiet)
 	}
 	if len(g.slots) > 0 {
 		time.AfterFunc(stallCheckEvery(g), func() { checkStall(g) })
@@ -197,24 +195,6 @@ func checkStall(g *idpGuard) {
 	if len(g.slots) > 0 {
 		armStall(g)
 	}
-}
-
-// oldEntered records what the entered count is at now, and returns what it was slowAfter ago
-// (at the newest look that old), or 0 when no look is that old. Since no call has ended for
-// quiet, that count less the ended one is at most the calls that entered slowAfter ago and are
-// still in flight.
-func oldEntered(g *idpGuard, now time.Time) int64 {
-	g.snaps = append(g.snaps, stallSnap{at: now, entered: g.entered.Load()})
-	cutoff := now.Add(-g.slowAfter)
-	drop := 0
-	for drop+1 < len(g.snaps) && !g.snaps[drop+1].at.After(cutoff) {
-		drop++
-	}
-	g.snaps = append(g.snaps[:0], g.snaps[drop:]...)
-	if g.snaps[0].at.After(cutoff) {
-		return 0
-	}
-	return g.snaps[0].entered
 }
 
 // stalled opens a closed breaker on a stall.

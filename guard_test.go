@@ -514,8 +514,8 @@ func TestBreakerSlowCallsOpenAndCutOff(t *testing.T) {
 }
 
 // TestStallCheckCountsOnlyOldCalls: one call stuck for longer than slowCallMilliseconds, joined
-// by fresh calls a moment before the check looks, is no stall: the fresh calls have not been in
-// flight for slowCallMilliseconds, and they are answered.
+// by fresh calls a moment before the check looks, is no stall: the fresh calls are answered
+// within a quarter of slowCallMilliseconds, before they count.
 func TestStallCheckCountsOnlyOldCalls(t *testing.T) {
 	release := make(chan struct{})
 	var held atomic.Bool
@@ -524,20 +524,21 @@ func TestStallCheckCountsOnlyOldCalls(t *testing.T) {
 			held.Store(true)
 			firstReady(release, r.Context().Done())
 		} else {
-			time.Sleep(120 * time.Millisecond) // the IdP's service time: not a wait for a condition
+			time.Sleep(60 * time.Millisecond) // the IdP's service time: not a wait for a condition
 		}
 		answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
 	}, func(c *Config) {
 		c.ClientConfig.CircuitBreaker.ConsecutiveFailures = 3
-		c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 200
+		c.ClientConfig.CircuitBreaker.SlowCallMilliseconds = 400
 	})
 	stuck := make(chan int, 1)
 	start := time.Now()
 	go func() { stuck <- rig.do("stuck").Code }()
 	waitFor(t, 5*time.Second, "the IdP to hold the stuck call", held.Load)
 	// Let the stuck call age to most of slowCallMilliseconds, then send two fresh ones: three in
-	// flight, consecutiveFailures of them, when the first check of the old calls falls due.
-	waitFor(t, 5*time.Second, "170 ms to pass", func() bool { return time.Since(start) > 170*time.Millisecond })
+	// flight, consecutiveFailures of them, with nothing answered for slowCallMilliseconds, when
+	// the check looks at about 400 ms; at its next look, 100 ms later, they are answered.
+	waitFor(t, 5*time.Second, "370 ms to pass", func() bool { return time.Since(start) > 370*time.Millisecond })
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	for i := range codes {
