@@ -164,7 +164,11 @@ func probeDeadline(g *idpGuard, deadline time.Time) time.Time {
 func checkStall(g *idpGuard) {
 	defer func() {
 		if recover() != nil {
+			// Not expected; but a check that died must not leave the calls in flight unwatched.
 			g.armed.Store(false)
+			if len(g.slots) > 0 {
+				armStall(g)
+			}
 		}
 	}()
 	now := time.Now()
@@ -199,17 +203,20 @@ func checkStall(g *idpGuard) {
 
 // stalled opens a closed breaker on a stall.
 func stalled(g *idpGuard, inFlight int, quiet time.Duration) {
-	g.mu.Lock()
-	line := ""
-	if g.state == breakerClosed {
-		why := strconv.Itoa(inFlight) + " introspections in flight, none answered for " + quiet.Round(time.Millisecond).String()
-		g.failures = g.threshold
-		line = openBreaker(g, why, time.Now())
-	}
-	g.mu.Unlock()
-	if line != "" {
+	if line := openOnStall(g, inFlight, quiet); line != "" {
 		logAlways(g.log, line)
 	}
+}
+
+// openOnStall opens a closed breaker, and returns the line to log.
+func openOnStall(g *idpGuard, inFlight int, quiet time.Duration) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state != breakerClosed {
+		return ""
+	}
+	g.failures = g.threshold
+	return openBreaker(g, strconv.Itoa(inFlight)+" introspections in flight, none answered for "+quiet.Round(time.Millisecond).String(), time.Now())
 }
 
 // enterIdP is what a miss does before it calls the IdP: it asks the breaker, then takes an

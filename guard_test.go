@@ -565,6 +565,41 @@ func TestStallCheckCountsOnlyOldCalls(t *testing.T) {
 	rig.m.idp.client.CloseIdleConnections()
 }
 
+// TestStallCheckSkipsRetryPauses: calls that wait out an IdP's Retry-After between attempts
+// are waiting on no IdP: however long the pause, they are no stall, and their retries are
+// answered.
+func TestStallCheckSkipsRetryPauses(t *testing.T) {
+	var shed atomic.Int32
+	rig, out := guardRig(t, "pauses@test", func(w http.ResponseWriter, r *http.Request, call int) {
+		if shed.Add(1) <= 5 { // the first attempt of each of the five introspections
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		answerJSON(`{"active":true,"grp":"admin"}`)(w, r, call)
+	}, nil) // the defaults: consecutiveFailures 5, slowCallMilliseconds 1000, maxRetries 3
+	var wg sync.WaitGroup
+	codes := make([]int, 5)
+	for i := range codes {
+		i := i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = rig.do("shed-" + strconv.Itoa(i)).Code
+		}()
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Errorf("introspection %d: status %d, want 200 after its retry", i, code)
+		}
+	}
+	if out.String() != "" {
+		t.Errorf("the breaker opened on calls pausing between attempts:\n%s", out.String())
+	}
+	rig.m.idp.client.CloseIdleConnections()
+}
+
 // TestStallCheckOffWithBreakerDisabled: with circuitBreaker.disabled, a call slower than
 // slowCallMilliseconds is waited for; it never opens the breaker or cuts calls off.
 func TestStallCheckOffWithBreakerDisabled(t *testing.T) {

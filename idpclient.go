@@ -204,6 +204,12 @@ func (c *idpClient) pause(ctx context.Context, try int, after time.Duration) boo
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= wait {
 		return false
 	}
+	if g := c.guard; g.slowAfter > 0 {
+		// Pausing, the call waits on no IdP: the IdP answered it (a 503 with Retry-After, say),
+		// so the stall check counts it as ended until it tries again (guard.go).
+		g.ended.Add(1)
+		defer g.entered.Add(1)
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	return firstReady(t.C, ctx.Done())
