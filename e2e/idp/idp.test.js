@@ -23,7 +23,7 @@ function startIdp(env = {}) {
   const ready = new Promise((resolve, reject) => {
     child.stdout.on('data', (c) => {
       stdout += c;
-      const m = /^IDP_READY (http:\/\/127\.0\.0\.1:\d+)\n/.exec(stdout);
+      const m = /^IDP_READY (https?:\/\/127\.0\.0\.1:\d+(?:\/realms\/[\w-]+)?)\n/.exec(stdout);
       if (m) resolve(m[1]);
     });
     child.on('exit', (code) => reject(new Error(`idp exited early (${code}): ${stderr}`)));
@@ -302,5 +302,57 @@ describe('e2e idp token lifetime', () => {
     } finally {
       assert.equal(await idp.stop(), 0);
     }
+  });
+});
+
+describe('e2e idp in Keycloak\'s shape (IDP_REALM)', () => {
+  let idp;
+  let issuer;
+
+  before(async () => {
+    idp = startIdp({ IDP_REALM: 'demo' });
+    issuer = await idp.ready;
+  });
+  after(async () => { await idp.stop(); });
+
+  it('serves under /realms/<realm>, at Keycloak\'s paths', async () => {
+    assert.match(issuer, /\/realms\/demo$/);
+    const meta = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+    assert.equal(meta.issuer, issuer);
+    assert.equal(meta.token_endpoint, `${issuer}/protocol/openid-connect/token`);
+    assert.equal(meta.introspection_endpoint, `${issuer}/protocol/openid-connect/token/introspect`);
+    const outside = await fetch(`${new URL(issuer).origin}/.well-known/openid-configuration`);
+    assert.equal(outside.status, 404);
+  });
+
+  async function introspect(clientId, secret) {
+    // As the Hub page's curl: client_credentials with the secret in the form.
+    const tok = await post(`${issuer}/protocol/openid-connect/token`, {
+      grant_type: 'client_credentials', client_id: clientId, client_secret: secret,
+    });
+    assert.equal(tok.status, 200, tok.text);
+    const res = await post(`${issuer}/protocol/openid-connect/token/introspect`, {
+      token: tok.json.access_token, token_type_hint: 'access_token',
+    }, { authorization: 'Basic ZXhhbXBsZTpleGFtcGxl' });
+    assert.equal(res.status, 200, res.text);
+    return res.json;
+  }
+
+  it('answers with Keycloak\'s claims, aud as an array or a string', async () => {
+    const admin = await introspect('app-admin', 'app-admin-secret');
+    assert.equal(admin.active, true);
+    assert.equal(admin.grp, 'admin');
+    assert.equal(admin.azp, 'app-admin');
+    assert.equal(admin.preferred_username, 'service-account-app-admin');
+    assert.equal(admin.scope, 'profile email');
+    assert.deepEqual(admin.aud, ['orders-api', 'account']);
+    assert.ok(admin.realm_access.roles.includes('admin'));
+    assert.deepEqual(admin.resource_access['orders-api'].roles, ['orders:read', 'orders:write']);
+    assert.equal(admin.kc_aud, undefined);
+
+    const user = await introspect('app-user', 'app-user-secret');
+    assert.equal(user.aud, 'orders-api');
+    assert.ok(!user.realm_access.roles.includes('admin'));
+    assert.deepEqual(user.resource_access['orders-api'].roles, ['orders:read']);
   });
 });

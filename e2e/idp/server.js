@@ -9,14 +9,20 @@
 //   IDP_CLIENTS_JSON      JSON array of extra client metadata objects; an entry whose client_id
 //                         matches a built-in client replaces that client
 //   IDP_DEBUG             when set, log every request to stderr (errors are always logged)
+//   IDP_REALM             when set, the IdP takes Keycloak's shape (see "Keycloak's shape"):
+//                         its issuer is <base>/realms/<realm>, its endpoints are at Keycloak's
+//                         paths, and its tokens carry Keycloak's claims
+//   IDP_TLS_CERT_FILE     with IDP_TLS_KEY_FILE: serve HTTPS with this certificate (PEM)
+//   IDP_TLS_KEY_FILE      and this key (PEM)
 //
 // Once listening it prints exactly one line to stdout:
-//   IDP_READY http://127.0.0.1:<port>
+//   IDP_READY <issuer>            (http://127.0.0.1:<port>, or https://..., or .../realms/<realm>)
 // Everything else goes to stderr.
 
 import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -50,6 +56,11 @@ const port = intFromEnv('IDP_PORT', 9090);
 if (port > 65535) fail('IDP_PORT must be <= 65535');
 const accessTokenTTL = intFromEnv('IDP_ACCESS_TOKEN_TTL', 3600, { min: 1 });
 const debug = Boolean(process.env.IDP_DEBUG);
+const realm = process.env.IDP_REALM || '';
+if (realm && !/^[A-Za-z0-9_-]+$/.test(realm)) fail('IDP_REALM must be letters, digits, _ and -');
+const tlsCert = process.env.IDP_TLS_CERT_FILE || '';
+const tlsKey = process.env.IDP_TLS_KEY_FILE || '';
+if (Boolean(tlsCert) !== Boolean(tlsKey)) fail('IDP_TLS_CERT_FILE and IDP_TLS_KEY_FILE go together');
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -151,6 +162,47 @@ if (process.env.IDP_CLIENTS_JSON) {
 }
 
 // ---------------------------------------------------------------------------
+// Keycloak's shape (IDP_REALM): the endpoints at Keycloak's paths under /realms/<realm>, the
+// client "example" (secret "example") of the Hub page's Basic header as a resource server, and
+// Keycloak's claims on every machine client's tokens: realm_access.roles,
+// resource_access.<client>.roles, preferred_username, azp, and aud as an array (app-admin) or a
+// string (the others).
+
+const KEYCLOAK_ROUTES = {
+  token: '/protocol/openid-connect/token',
+  introspection: '/protocol/openid-connect/token/introspect',
+  revocation: '/protocol/openid-connect/revoke',
+  jwks: '/protocol/openid-connect/certs',
+  userinfo: '/protocol/openid-connect/userinfo',
+};
+
+function keycloakClaims(clientId, claims) {
+  const admin = claims.grp === 'admin';
+  return {
+    ...claims,
+    username: `service-account-${clientId}`,
+    preferred_username: `service-account-${clientId}`,
+    azp: clientId,
+    typ: 'Bearer',
+    realm_access: { roles: admin ? ['admin', 'offline_access', `default-roles-${realm}`] : ['offline_access', `default-roles-${realm}`] },
+    resource_access: {
+      'orders-api': { roles: admin ? ['orders:read', 'orders:write'] : ['orders:read'] },
+      account: { roles: ['view-profile'] },
+    },
+    // aud is set by the introspection hook below: node-oidc-provider writes its own aud over
+    // the token's extra claims.
+    kc_aud: admin ? ['orders-api', 'account'] : 'orders-api',
+  };
+}
+
+if (realm) {
+  for (const c of clients) {
+    if (c.extra_token_claims) c.extra_token_claims = keycloakClaims(c.client_id, c.extra_token_claims);
+  }
+  clients.push(resourceServerClient('example', 'client_secret_basic', { client_secret: 'example' }));
+}
+
+// ---------------------------------------------------------------------------
 // Custom claims, stored with each client_credentials token and returned by introspection.
 
 function claimsFor(client) {
@@ -231,6 +283,7 @@ function configuration() {
         }),
       },
     },
+    ...(realm ? { routes: KEYCLOAK_ROUTES } : {}),
     async extraTokenClaims(ctx, token) {
       if (token.kind !== 'ClientCredentials') return undefined;
       const client = ctx?.oidc?.client ?? await provider.Client.find(token.clientId);
@@ -247,14 +300,32 @@ let handler = (req, res) => {
   res.statusCode = 503;
   res.end('starting\n');
 };
-const server = http.createServer((req, res) => handler(req, res));
+// With IDP_REALM every path is under /realms/<realm>, as in Keycloak: the prefix is taken off
+// before the provider sees the request (its issuer has it), and anything else is a 404.
+const prefix = realm ? `/realms/${realm}` : '';
+function route(req, res) {
+  if (prefix) {
+    if (req.url !== prefix && !req.url.startsWith(`${prefix}/`) && !req.url.startsWith(`${prefix}?`)) {
+      res.statusCode = 404;
+      res.end('not found\n');
+      return;
+    }
+    // As when it is mounted in an app: the provider takes its mount path from originalUrl.
+    req.originalUrl = req.url;
+    req.url = req.url.slice(prefix.length) || '/';
+  }
+  handler(req, res);
+}
+const server = tlsCert
+  ? https.createServer({ cert: readFileSync(tlsCert), key: readFileSync(tlsKey) }, route)
+  : http.createServer(route);
 server.keepAliveTimeout = 65_000;
 
 server.on('error', (err) => fail(`cannot listen on ${HOST}:${port}: ${err.message}`));
 
 server.listen(port, HOST, () => {
   const actualPort = server.address().port;
-  const issuer = `http://${HOST}:${actualPort}`;
+  const issuer = `${tlsCert ? 'https' : 'http'}://${HOST}:${actualPort}${prefix}`;
   try {
     provider = new Provider(issuer, configuration());
   } catch (err) {
@@ -278,6 +349,21 @@ server.listen(port, HOST, () => {
     });
   }
 
+  if (realm) {
+    // Keycloak's aud: a string or an array, as the client's claims say.
+    provider.use(async (ctx, next) => {
+      await next();
+      const body = ctx.body;
+      if (ctx.path === KEYCLOAK_ROUTES.introspection && body && typeof body === 'object' && 'kc_aud' in body) {
+        if (body.active) {
+          body.aud = body.kc_aud;
+          // Keycloak's default client scopes, on a token asked for without a scope.
+          body.scope ??= 'profile email';
+        }
+        delete body.kc_aud;
+      }
+    });
+  }
   handler = provider.callback();
   process.stdout.write(`IDP_READY ${issuer}\n`);
 });
