@@ -60,6 +60,8 @@ type fixture struct {
 	idp2URL string
 	backend *httptest.Server
 	traefik *process
+	// traefikBin is the Traefik binary, for the tests that start a Traefik of their own.
+	traefikBin string
 
 	webURL        string // http://127.0.0.1:<web entrypoint>
 	pingURL       string
@@ -111,6 +113,7 @@ func setup() (*fixture, error) {
 		return f, err
 	}
 	logf("traefik binary: %s", traefikBin)
+	f.traefikBin = traefikBin
 
 	idpDir := filepath.Join(e2eDir, "idp")
 	if err := npmCI(idpDir); err != nil {
@@ -279,13 +282,19 @@ func (p *process) stop() {
 // startIdP starts node server.js on a free port, with extraEnv ("NAME=value") added to the
 // environment, and waits for its IDP_READY line.
 func startIdP(idpDir, workDir, name string, extraEnv ...string) (*process, string, error) {
-	stderr, err := os.Create(filepath.Join(workDir, name+".log"))
-	if err != nil {
-		return nil, "", err
-	}
 	cmd := exec.Command("node", "server.js")
 	cmd.Dir = idpDir
 	cmd.Env = append(append(os.Environ(), "IDP_PORT=0"), extraEnv...)
+	return startReady(name, cmd, filepath.Join(workDir, name+".log"), "IDP_READY ", idpStartTimeout)
+}
+
+// startReady starts cmd in its own process group, its stderr to logPath, and waits until it
+// prints a line that starts with readyPrefix on stdout; it returns the rest of that line.
+func startReady(name string, cmd *exec.Cmd, logPath, readyPrefix string, timeout time.Duration) (*process, string, error) {
+	stderr, err := os.Create(logPath)
+	if err != nil {
+		return nil, "", err
+	}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
@@ -302,7 +311,7 @@ func startIdP(idpDir, workDir, name string, extraEnv ...string) (*process, strin
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "IDP_READY "); ok {
+			if u, ok := strings.CutPrefix(sc.Text(), readyPrefix); ok {
 				select {
 				case ready <- strings.TrimSpace(u):
 				default:
@@ -318,9 +327,9 @@ func startIdP(idpDir, workDir, name string, extraEnv ...string) (*process, strin
 	case u := <-ready:
 		return p, u, nil
 	case <-p.done:
-		return p, "", fmt.Errorf("%s exited before IDP_READY; see %s", name, stderr.Name())
-	case <-time.After(idpStartTimeout):
-		return p, "", fmt.Errorf("%s: no IDP_READY within %s", name, idpStartTimeout)
+		return p, "", fmt.Errorf("%s exited before %q; see %s", name, strings.TrimSpace(readyPrefix), logPath)
+	case <-time.After(timeout):
+		return p, "", fmt.Errorf("%s: no %q within %s", name, strings.TrimSpace(readyPrefix), timeout)
 	}
 }
 
@@ -466,26 +475,11 @@ func freePort() (int, error) {
 
 // startTraefik starts Traefik in the work dir and waits until the dynamic configuration is live.
 func (f *fixture) startTraefik(bin string) error {
-	out, err := os.Create(f.traefikOutput)
+	p, err := runTraefik(bin, f.workDir, f.traefikOutput, os.Environ())
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "--configFile="+filepath.Join(f.workDir, "traefik.yml"))
-	cmd.Dir = f.workDir
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return err
-	}
-	p := &process{name: "traefik", cmd: cmd, done: make(chan struct{})}
 	f.traefik = p
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
 
 	// Ready when ping answers, the control route answers 200 and the plugin route challenges.
 	deadline := time.Now().Add(traefikStartTimeout)
@@ -515,6 +509,31 @@ func (f *fixture) startTraefik(bin string) error {
 		}
 	}
 	return nil
+}
+
+// runTraefik starts Traefik with dir/traefik.yml, in dir, with environ, its output to outPath.
+func runTraefik(bin, dir, outPath string, environ []string) (*process, error) {
+	out, err := os.Create(outPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--configFile="+filepath.Join(dir, "traefik.yml"))
+	cmd.Dir = dir
+	cmd.Env = environ
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	p := &process{name: "traefik", cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	return p, nil
 }
 
 // status returns the status of a GET, or 0 on a transport error.

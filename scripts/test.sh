@@ -35,5 +35,8 @@ step "end-to-end: IdP smoke tests"
 step "demo: the README's demo command, started, checked (200/401/403) and stopped"
 TRAEFIK_PORT=18080 TRAEFIK_PING_PORT=18082 IDP_PORT=19090 BACKEND_PORT=19091 make -C demo smoke
 
-step "end-to-end: real Traefik + node-oidc-provider"
+step "end-to-end: the minimal Kubernetes API server's own tests"
+(cd e2e/kubeapi && go vet ./... && go test -race -count=1 ./...)
+
+step "end-to-end: real Traefik + node-oidc-provider (file provider and kubernetesCRD provider)"
 (cd e2e && go vet ./... && go test -count=1 -timeout 20m ./...)
