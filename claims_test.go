@@ -640,6 +640,34 @@ func TestClaimsEval(t *testing.T) {
 	}
 }
 
+// TestKeycloakClaimsExamples: the README's examples on Keycloak's claim shapes, on the answers of
+// the e2e Keycloak-shaped IdP for a client with aud as an array and one with aud as a string.
+func TestKeycloakClaimsExamples(t *testing.T) {
+	admin := decodeClaims(t, `{"active":true,"azp":"billing-service","preferred_username":"service-account-billing-service","scope":"profile orders email","aud":["orders-api","account"],"realm_access":{"roles":["admin","offline_access"]},"resource_access":{"orders-api":{"roles":["orders:read","orders:write"]},"account":{"roles":["view-profile"]}}}`)
+	reader := decodeClaims(t, `{"active":true,"azp":"reporting","preferred_username":"jane","scope":"profile email","aud":"orders-api","realm_access":{"roles":["offline_access"]},"resource_access":{"orders-api":{"roles":["orders:read"]}}}`)
+	for _, test := range []struct {
+		expr          string
+		admin, reader bool
+	}{
+		{"Contains(`realm_access.roles`, `admin`)", true, false},
+		{"Contains(`resource_access.orders-api.roles`, `orders:write`) && Equals(`aud`, `orders-api`)", true, false},
+		{"Contains(`resource_access.orders-api.roles`, `orders:read`) && Equals(`aud`, `orders-api`)", true, true},
+		{"Equals(`azp`, `billing-service`) || Prefix(`preferred_username`, `service-account-`)", true, false},
+		{"SplitContains(`scope`, ` `, `orders`)", true, false},
+	} {
+		x, err := parseClaims(test.expr)
+		if err != nil {
+			t.Fatalf("parseClaims(%q): %v", test.expr, err)
+		}
+		if got := evalClaims(x, admin); got != test.admin {
+			t.Errorf("%s on aud as an array = %t, want %t", test.expr, got, test.admin)
+		}
+		if got := evalClaims(x, reader); got != test.reader {
+			t.Errorf("%s on aud as a string = %t, want %t", test.expr, got, test.reader)
+		}
+	}
+}
+
 func TestCompileClaims(t *testing.T) {
 	testCases := []struct {
 		desc     string
