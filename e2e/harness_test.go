@@ -538,7 +538,17 @@ func runTraefik(bin, dir, outPath string, environ []string) (*process, error) {
 
 // status returns the status of a GET, or 0 on a transport error.
 func status(u string) int {
-	resp, err := quickClient.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return 0
+	}
+	return statusOfRequest(req)
+}
+
+// statusOfRequest sends req with the short-timeout client, for polls: only the status, 0 on a
+// transport error.
+func statusOfRequest(req *http.Request) int {
+	resp, err := quickClient.Do(req)
 	if err != nil {
 		return 0
 	}
@@ -709,13 +719,7 @@ func statusOf(pathAndQuery string, mod func(*http.Request)) int {
 	if mod != nil {
 		mod(req)
 	}
-	resp, err := quickClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return statusOfRequest(req)
 }
 
 // fileLine returns the first line of the file at path that contains every one of subs.

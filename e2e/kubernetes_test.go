@@ -98,30 +98,15 @@ func TestKubernetesCRD(t *testing.T) {
 		assert.Equal(t, "Alice Admin", http.Header(r.echoed(t).Headers).Get("X-User-Name"))
 
 		// A wrong secret in the Secret, through a watch event: the IdP refuses the middleware's
-		// client, which fails closed with 503; the right one again: 200.
-		good := k.read(t, "middleware.yaml")
+		// client, which fails closed with 503. Another CA in it: the middleware trusts the
+		// Secret's CA alone, not the system's (which trusts the IdP here), so it cannot reach the
+		// IdP: 503. Each restored: 200.
 		wrong := "Basic " + base64.StdEncoding.EncodeToString([]byte("example:wrong"))
-		k.write(t, "middleware.yaml", replaceOnce(t, good, "authorization: Basic ZXhhbXBsZTpleGFtcGxl", "authorization: "+wrong))
-		eventually(t, reloadTimeout, func() bool {
-			return k.status(http.MethodGet, "api-secret.example.com", "/", k.token(t, "app-admin", "app-admin-secret")) == http.StatusServiceUnavailable
-		}, "the wrong secret from the Secret was not used")
-		k.write(t, "middleware.yaml", good)
-		eventually(t, reloadTimeout, func() bool {
-			return k.status(http.MethodGet, "api-secret.example.com", "/", k.token(t, "app-admin", "app-admin-secret")) == http.StatusOK
-		}, "the right secret from the Secret was not used again")
-
-		// Another CA in the Secret: the middleware trusts the Secret's CA alone, not the
-		// system's (which trusts the IdP here), so it cannot reach the IdP: 503.
+		k.whileChanged(t, "middleware.yaml", "authorization: Basic ZXhhbXBsZTpleGFtcGxl", "authorization: "+wrong,
+			"api-secret.example.com", http.StatusServiceUnavailable)
 		otherCA, _, _ := writeServerCert(t, t.TempDir())
-		caBlock := indent(string(k.caPEM), "    ")
-		k.write(t, "middleware.yaml", replaceOnce(t, good, caBlock, indent(string(otherCA), "    ")))
-		eventually(t, reloadTimeout, func() bool {
-			return k.status(http.MethodGet, "api-secret.example.com", "/", k.token(t, "app-admin", "app-admin-secret")) == http.StatusServiceUnavailable
-		}, "the CA from the Secret was not used")
-		k.write(t, "middleware.yaml", good)
-		eventually(t, reloadTimeout, func() bool {
-			return k.status(http.MethodGet, "api-secret.example.com", "/", k.token(t, "app-admin", "app-admin-secret")) == http.StatusOK
-		}, "the right CA from the Secret was not used again")
+		k.whileChanged(t, "middleware.yaml", indent(string(k.caPEM), "    "), indent(string(otherCA), "    "),
+			"api-secret.example.com", http.StatusServiceUnavailable)
 	})
 
 	t.Run("a Middleware update reaches Traefik through a watch event", func(t *testing.T) {
@@ -291,6 +276,22 @@ endpoints:
 `, port))
 }
 
+// whileChanged replaces old by changed in the manifest name, waits until a new app-admin token
+// gets want on host, then restores the manifest and waits until one gets 200 again.
+func (k *kubeEnv) whileChanged(t *testing.T, name, old, changed, host string, want int) {
+	t.Helper()
+	good := k.read(t, name)
+	for _, step := range []struct {
+		content string
+		want    int
+	}{{replaceOnce(t, good, old, changed), want}, {good, http.StatusOK}} {
+		k.write(t, name, step.content)
+		eventually(t, reloadTimeout, func() bool {
+			return k.status(http.MethodGet, host, "/", k.token(t, "app-admin", "app-admin-secret")) == step.want
+		}, "%s on %s never answered %d after %s changed", host, name, step.want, name)
+	}
+}
+
 func (k *kubeEnv) read(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(k.manifests, name))
@@ -356,13 +357,7 @@ func (k *kubeEnv) status(method, host, path, tok string) int {
 	if err != nil {
 		return 0
 	}
-	resp, err := quickClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return statusOfRequest(req)
 }
 
 // writeServerCert writes a CA and a certificate for 127.0.0.1 signed by it into dir, and returns
