@@ -35,6 +35,7 @@ import (
 
 	"github.com/traefik/yaegi/interp"
 	"github.com/traefik/yaegi/stdlib"
+	"github.com/traefik/yaegi/stdlib/unrestricted"
 )
 
 // layoutGoPath copies this package's source into dir/src/<import path>, the layout Traefik gives
@@ -139,6 +140,11 @@ func interpretWithTests(tb testing.TB) *interp.Interpreter {
 	i := interp.New(interp.Options{GoPath: gopath, BuildTags: []string{"yaegi"}, Env: os.Environ()})
 	if err := i.Use(stdlib.Symbols); err != nil {
 		tb.Fatalf("loading stdlib symbols: %v", err)
+	}
+	// os/exec, for the tests that start a redis-server. Only the tests get it: the plugin is
+	// loaded with stdlib.Symbols alone, as Traefik loads it.
+	if err := i.Use(unrestricted.Symbols); err != nil {
+		tb.Fatalf("loading os/exec symbols: %v", err)
 	}
 	if err := i.EvalTest(pluginImport); err != nil {
 		tb.Fatalf("interpreting the package with its tests: %v", err)

@@ -1,0 +1,291 @@
+package oauthintrospection
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// redisClient speaks RESP2 (the Redis serialization protocol) over net, since Yaegi loads nothing
+// but the standard library. It keeps a small pool of idle connections, opened on the request path
+// when one is needed (nothing dials in New), each authenticated (AUTH) and on its database
+// (SELECT). Endpoints are tried in order: the first that answers serves.
+//
+// It has a breaker of its own: after redisFailuresToOpen consecutive failures it is skipped for
+// redisOpenFor, so that during a Redis outage a miss costs one IdP call, not a Redis timeout first.
+type redisClient struct {
+	endpoints []string
+	username  string
+	password  func() (string, error) // inline, or re-read from passwordFile
+	database  int
+	tls       *tls.Config // nil: plain TCP
+	timeout   time.Duration
+
+	mu   sync.Mutex
+	idle []*redisConn
+
+	failures  atomic.Int32
+	skipUntil atomic.Int64 // Unix nanoseconds; while in the future, every call fails at once
+}
+
+// redisConn is one connection with its read buffer.
+type redisConn struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+const (
+	redisMaxIdle        = 16
+	redisFailuresToOpen = 3
+	redisOpenFor        = time.Second
+	redisMaxBulk        = 1 << 20 // a cached answer is at most maxResponseBytes of JSON
+)
+
+// errRedisNil is the nil reply: a key that does not exist.
+var errRedisNil = errors.New("redis: nil")
+
+// errRedisSkipped is a call not made because the client's breaker is open.
+var errRedisSkipped = errors.New("redis: skipped after consecutive failures")
+
+// redisReply is one RESP value: str for simple strings and bulk strings, n for integers, arr for
+// arrays; null for a nil bulk string or array.
+type redisReply struct {
+	str  string
+	n    int64
+	arr  []redisReply
+	null bool
+}
+
+// redisDo runs one command within the client's timeout, on a pooled connection or a new one.
+func redisDo(rc *redisClient, args ...string) (redisReply, error) {
+	if until := rc.skipUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return redisReply{}, errRedisSkipped
+	}
+	deadline := time.Now().Add(rc.timeout)
+	reply, err := redisTry(rc, deadline, args)
+	if err != nil && !isRedisReplyError(err) {
+		if rc.failures.Add(1) >= redisFailuresToOpen {
+			rc.skipUntil.Store(time.Now().Add(redisOpenFor).UnixNano())
+		}
+		return reply, err
+	}
+	rc.failures.Store(0)
+	rc.skipUntil.Store(0)
+	return reply, err
+}
+
+// redisTry sends args on one connection and reads the reply. A connection that failed is closed;
+// one that answered goes back to the pool.
+func redisTry(rc *redisClient, deadline time.Time, args []string) (redisReply, error) {
+	conn, err := redisConnFor(rc, deadline)
+	if err != nil {
+		return redisReply{}, err
+	}
+	if err = conn.c.SetDeadline(deadline); err == nil {
+		if _, err = conn.c.Write(redisCommand(args)); err == nil {
+			var reply redisReply
+			if reply, err = readRedisReply(conn.r, 0); err == nil || isRedisReplyError(err) {
+				redisRelease(rc, conn)
+				return reply, err
+			}
+		}
+	}
+	_ = conn.c.Close()
+	return redisReply{}, err
+}
+
+// redisConnFor takes an idle connection, or opens one.
+func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
+	rc.mu.Lock()
+	if n := len(rc.idle); n > 0 {
+		conn := rc.idle[n-1]
+		rc.idle = rc.idle[:n-1]
+		rc.mu.Unlock()
+		return conn, nil
+	}
+	rc.mu.Unlock()
+	var lastErr error
+	for _, addr := range rc.endpoints {
+		conn, err := redisDial(rc, addr, deadline)
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// redisDial opens a connection to addr: TCP, TLS if configured, then AUTH and SELECT.
+func redisDial(rc *redisClient, addr string, deadline time.Time) (*redisConn, error) {
+	d := net.Dialer{Deadline: deadline}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if rc.tls != nil {
+		conf := rc.tls.Clone()
+		if conf.ServerName == "" {
+			if host, _, splitErr := net.SplitHostPort(addr); splitErr == nil {
+				conf.ServerName = host
+			}
+		}
+		tc := tls.Client(c, conf)
+		_ = tc.SetDeadline(deadline)
+		if err = tc.Handshake(); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	conn := &redisConn{c: c, r: bufio.NewReader(c)}
+	if err = redisHello(rc, conn, deadline); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// redisHello authenticates the connection and selects the database.
+func redisHello(rc *redisClient, conn *redisConn, deadline time.Time) error {
+	if err := conn.c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	password, err := rc.password()
+	if err != nil {
+		return err
+	}
+	var setup [][]string
+	switch {
+	case rc.username != "":
+		setup = append(setup, []string{"AUTH", rc.username, password})
+	case password != "":
+		setup = append(setup, []string{"AUTH", password})
+	}
+	if rc.database != 0 {
+		setup = append(setup, []string{"SELECT", strconv.Itoa(rc.database)})
+	}
+	for _, args := range setup {
+		if _, err := conn.c.Write(redisCommand(args)); err != nil {
+			return err
+		}
+		if _, err := readRedisReply(conn.r, 0); err != nil {
+			return errors.New("redis " + args[0] + ": " + err.Error())
+		}
+	}
+	return nil
+}
+
+// redisRelease returns a healthy connection to the pool, or closes it when the pool is full.
+func redisRelease(rc *redisClient, conn *redisConn) {
+	rc.mu.Lock()
+	if len(rc.idle) < redisMaxIdle {
+		rc.idle = append(rc.idle, conn)
+		rc.mu.Unlock()
+		return
+	}
+	rc.mu.Unlock()
+	_ = conn.c.Close()
+}
+
+// redisCommand encodes args as a RESP array of bulk strings.
+func redisCommand(args []string) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, '*')
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, '\r', '\n')
+	for _, a := range args {
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, a...)
+		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+// redisReplyError is an error reply of the server (-ERR ...): the connection is still good.
+type redisReplyError struct{ msg string }
+
+func (e *redisReplyError) Error() string { return "redis: " + e.msg }
+
+func isRedisReplyError(err error) bool {
+	_, ok := err.(*redisReplyError)
+	return ok
+}
+
+// readRedisReply reads one RESP2 value. Arrays nest at most two levels here (MGET's), so depth is
+// bounded; a bulk string is at most redisMaxBulk bytes.
+func readRedisReply(r *bufio.Reader, depth int) (redisReply, error) {
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		return redisReply{}, err
+	}
+	if len(line) < 3 || line[len(line)-2] != '\r' {
+		return redisReply{}, errors.New("redis: malformed reply")
+	}
+	kind, body := line[0], string(line[1:len(line)-2])
+	switch kind {
+	case '+':
+		return redisReply{str: body}, nil
+	case '-':
+		return redisReply{}, &redisReplyError{msg: body}
+	case ':':
+		n, err := strconv.ParseInt(body, 10, 64)
+		return redisReply{n: n}, err
+	case '$':
+		return readRedisBulk(r, body)
+	case '*':
+		return readRedisArray(r, body, depth)
+	}
+	return redisReply{}, errors.New("redis: unknown reply type")
+}
+
+func readRedisBulk(r *bufio.Reader, size string) (redisReply, error) {
+	n, err := strconv.Atoi(size)
+	if err != nil || n > redisMaxBulk {
+		return redisReply{}, errors.New("redis: bad bulk length")
+	}
+	if n < 0 {
+		return redisReply{null: true}, nil
+	}
+	buf := make([]byte, n+2)
+	if _, err := readFull(r, buf); err != nil {
+		return redisReply{}, err
+	}
+	return redisReply{str: string(buf[:n])}, nil
+}
+
+func readRedisArray(r *bufio.Reader, size string, depth int) (redisReply, error) {
+	n, err := strconv.Atoi(size)
+	if err != nil || n > 1024 || depth > 2 {
+		return redisReply{}, errors.New("redis: bad array")
+	}
+	if n < 0 {
+		return redisReply{null: true}, nil
+	}
+	out := redisReply{arr: make([]redisReply, n)}
+	for i := range out.arr {
+		if out.arr[i], err = readRedisReply(r, depth+1); err != nil {
+			return redisReply{}, err
+		}
+	}
+	return out, nil
+}
+
+// readFull fills buf from r.
+func readFull(r *bufio.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,283 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+//
+// The RESP client (redis.go) against a real redis-server, started by each test on loopback and
+// stopped by its cleanup: commands and replies, AUTH with a password and with an ACL user,
+// SELECT, TLS, and the client's own breaker during an outage. scripts/install-redis.sh installs
+// the server (make test runs it).
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testRedis is a redis-server this test started.
+type testRedis struct {
+	addr string
+	port int
+	cmd  *exec.Cmd
+	args []string
+}
+
+// startRedis starts redis-server on a free loopback port with args added, and waits until it
+// answers. Its cleanup stops it.
+func startRedis(t *testing.T, args ...string) *testRedis {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	r := &testRedis{addr: "127.0.0.1:" + strconv.Itoa(port), port: port, args: args}
+	r.start(t)
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// start runs the server on r's port, plain or (with a tls-port argument) TLS only.
+func (r *testRedis) start(t *testing.T) {
+	t.Helper()
+	base := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"}
+	tlsOnly := false
+	for _, a := range r.args {
+		if a == "--tls-port" {
+			tlsOnly = true
+		}
+	}
+	if tlsOnly {
+		base = append(base, "--port", "0")
+	} else {
+		base = append(base, "--port", strconv.Itoa(r.port))
+	}
+	args := append(base, r.args...)
+	for i, a := range args {
+		if a == "PORT" {
+			args[i] = strconv.Itoa(r.port)
+		}
+	}
+	r.cmd = exec.Command("redis-server", args...)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server (scripts/install-redis.sh installs it): %v", err)
+	}
+	waitFor(t, 10*time.Second, "redis-server to listen", func() bool {
+		c, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// stop ends the server this test started, by its PID.
+func (r *testRedis) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+	}
+	r.cmd = nil
+}
+
+// testRedisClient is a client of addr with a test's timeout.
+func testRedisClient(addr, password string) *redisClient {
+	return &redisClient{
+		endpoints: []string{addr},
+		password:  func() (string, error) { return password, nil },
+		timeout:   time.Second,
+	}
+}
+
+func expectRedis(t *testing.T, rc *redisClient, want string, args ...string) redisReply {
+	t.Helper()
+	reply, err := redisDo(rc, args...)
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	if want != "" && reply.str != want {
+		t.Fatalf("%v = %q, want %q", args, reply.str, want)
+	}
+	return reply
+}
+
+func TestRedisCommandsAndReplies(t *testing.T) {
+	srv := startRedis(t)
+	rc := testRedisClient(srv.addr, "")
+	expectRedis(t, rc, "PONG", "PING")
+	value := "a value with \r\n inside, and \x00 too"
+	expectRedis(t, rc, "OK", "SET", "k1", value, "EX", "60")
+	expectRedis(t, rc, value, "GET", "k1")
+	if r := expectRedis(t, rc, "", "GET", "missing"); !r.null {
+		t.Errorf("GET of a missing key: %+v, want a nil reply", r)
+	}
+	r := expectRedis(t, rc, "", "MGET", "k1", "missing")
+	if len(r.arr) != 2 || r.arr[0].str != value || !r.arr[1].null {
+		t.Errorf("MGET = %+v", r)
+	}
+	if r := expectRedis(t, rc, "", "DEL", "k1", "missing"); r.n != 1 {
+		t.Errorf("DEL = %d, want 1", r.n)
+	}
+	// An error reply is the server's answer: the connection stays good, and the breaker closed.
+	for i := 0; i < redisFailuresToOpen+1; i++ {
+		if _, err := redisDo(rc, "NOSUCHCOMMAND"); !isRedisReplyError(err) {
+			t.Fatalf("unknown command: %v, want an error reply", err)
+		}
+	}
+	expectRedis(t, rc, "PONG", "PING")
+	if n := len(rc.idle); n != 1 {
+		t.Errorf("%d idle connections after sequential commands, want 1", n)
+	}
+}
+
+func TestRedisAuthAndSelect(t *testing.T) {
+	srv := startRedis(t, "--requirepass", "s3cret", "--user", "alice", "on", ">alice-pw", "~app:*", "+@all")
+	if _, err := redisDo(testRedisClient(srv.addr, "wrong"), "PING"); err == nil || !strings.Contains(err.Error(), "AUTH") {
+		t.Errorf("a wrong password: %v, want an AUTH error", err)
+	}
+	if _, err := redisDo(testRedisClient(srv.addr, ""), "GET", "x"); err == nil {
+		t.Errorf("no password: want NOAUTH")
+	}
+	rc := testRedisClient(srv.addr, "s3cret")
+	rc.database = 3
+	expectRedis(t, rc, "OK", "SET", "app:k", "in db 3")
+	db0 := testRedisClient(srv.addr, "s3cret")
+	if r := expectRedis(t, db0, "", "GET", "app:k"); !r.null {
+		t.Errorf("database 0 sees database 3's key: %+v", r)
+	}
+	alice := testRedisClient(srv.addr, "alice-pw")
+	alice.username = "alice"
+	alice.database = 3
+	expectRedis(t, alice, "in db 3", "GET", "app:k")
+	if _, err := redisDo(alice, "GET", "other:k"); !isRedisReplyError(err) {
+		t.Errorf("alice outside her keys: %v, want NOPERM", err)
+	}
+}
+
+func TestRedisTLS(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, certFile, keyFile := writeTestServerCert(t, dir)
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startRedis(t, "--tls-port", "PORT", "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "no")
+	_, conf, err := compileTLS("cache.redis.tls", TLSConfig{CA: string(caPEM)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := testRedisClient(srv.addr, "")
+	rc.tls = conf
+	expectRedis(t, rc, "PONG", "PING")
+	plain := testRedisClient(srv.addr, "")
+	if _, err := redisDo(plain, "PING"); err == nil {
+		t.Errorf("plain TCP to a TLS-only server answered")
+	}
+	untrusted := testRedisClient(srv.addr, "")
+	untrusted.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+	if _, err := redisDo(untrusted, "PING"); err == nil || redisErrorCategory(err) != "TLS: the certificate is not trusted" {
+		t.Errorf("a server the CA does not vouch for: %v (%s)", err, redisErrorCategory(err))
+	}
+}
+
+// TestRedisBreaker: during an outage the client gives up at once after a few failures, instead
+// of costing every request a timeout; once the server is back it serves again.
+func TestRedisBreaker(t *testing.T) {
+	srv := startRedis(t)
+	rc := testRedisClient(srv.addr, "")
+	expectRedis(t, rc, "PONG", "PING")
+	srv.stop()
+	for i := 0; i < redisFailuresToOpen; i++ {
+		if _, err := redisDo(rc, "PING"); err == nil || err == errRedisSkipped {
+			t.Fatalf("call %d to a stopped server: %v, want a failure", i, err)
+		}
+	}
+	start := time.Now()
+	if _, err := redisDo(rc, "PING"); err != errRedisSkipped {
+		t.Fatalf("after %d failures: %v, want it skipped", redisFailuresToOpen, err)
+	}
+	if took := time.Since(start); took > 10*time.Millisecond {
+		t.Errorf("a skipped call took %v", took)
+	}
+	srv.start(t)
+	waitFor(t, 5*time.Second, "the client to serve again", func() bool {
+		_, err := redisDo(rc, "PING")
+		return err == nil
+	})
+}
+
+// TestRedisReplyLimits: replies that could exhaust memory or nest without end are refused.
+func TestRedisReplyLimits(t *testing.T) {
+	for _, in := range []string{
+		"$" + strconv.Itoa(redisMaxBulk+1) + "\r\n",
+		"*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+		"*100000\r\n",
+		"?what\r\n",
+		"+no CR\n",
+	} {
+		if _, err := readRedisReply(bufio.NewReader(strings.NewReader(in)), 0); err == nil {
+			t.Errorf("%q: read without error", in)
+		}
+	}
+}
+
+// writeTestServerCert writes a CA and a certificate for 127.0.0.1 signed by it, and returns the
+// CA's PEM and the files of the certificate and its key.
+func writeTestServerCert(t *testing.T, dir string) ([]byte, string, string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "redis.crt"), filepath.Join(dir, "redis.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), certFile, keyFile
+}
