@@ -5,8 +5,10 @@
 test:
 	bash scripts/test.sh
 
-# Unit tests only: compiled with -race and interpreted by Yaegi, about a minute.
+# Unit tests only: compiled with -race and interpreted by Yaegi, about a minute and a half. The
+# shared-cache tests start redis-server, which scripts/install-redis.sh installs if it is missing.
 test-unit:
+	bash scripts/install-redis.sh
 	go test -race -count=1 ./...
 
 # Starts the IdP, an echo backend and Traefik with this plugin on 127.0.0.1.

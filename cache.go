@@ -47,6 +47,7 @@ type verdictCache struct {
 	bytes    int // the sum of the entries' sizes
 	maxBytes int
 	inflight map[cacheKey]*pending
+	keyed    bool // its keys digest rendered header templates besides the token (tokenKey)
 	ttl      int64
 	negTTL   int64
 	stale    int64
@@ -201,6 +202,17 @@ func removeEntry(c *verdictCache, key cacheKey) {
 		delete(c.entries, key)
 		c.bytes -= e.size
 	}
+}
+
+// forgetAll removes every entry; introspections in flight go on. It is called with the write
+// lock held.
+func forgetAll(c *verdictCache) {
+	// In place: the fast path holds the map.
+	for key := range c.entries {
+		delete(c.entries, key)
+	}
+	c.ring = c.ring[:0]
+	c.head, c.used, c.bytes = 0, 0, 0
 }
 
 // capAt returns t, or limit when limit comes first.

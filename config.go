@@ -34,6 +34,19 @@ type Config struct {
 	Claims string
 	// Cache configures the reuse of introspection answers.
 	Cache CacheConfig
+	// Revocation lets clients revoke their tokens (RFC 7009) through the middleware, which then
+	// forgets them. If empty, no path is answered.
+	Revocation RevocationConfig
+}
+
+// RevocationConfig configures the RFC 7009 revocation requests the middleware answers itself.
+type RevocationConfig struct {
+	// Path is the request path the middleware answers as a revocation endpoint (POST only). Required
+	// with URL.
+	Path string
+	// URL is the IdP's revocation endpoint, to which the request goes on with the client's own
+	// authentication. Required with Path.
+	URL string
 }
 
 // TokenSource lists the places a token may come from. When several are set, they are tried in the
@@ -169,6 +182,33 @@ type CacheConfig struct {
 	// StaleIfErrorSeconds lets an active answer serve this long past its TTL while the IdP cannot
 	// be reached, never past the token's exp. If zero, a failing IdP always gives 503.
 	StaleIfErrorSeconds int
+	// Redis is a second tier shared by replicas, asked on a local miss before the IdP. If its
+	// endpoints are empty, there is none.
+	Redis RedisConfig
+}
+
+// RedisConfig configures the shared cache tier. The option names follow Traefik Hub's store.
+type RedisConfig struct {
+	// Endpoints are host:port addresses, tried in order; a comma-separated string works too.
+	Endpoints []string
+	// Username and Password authenticate with AUTH (ACL user, or the default user when Username is
+	// empty). Prefer PasswordFile: Traefik logs options at DEBUG.
+	Username string
+	Password string
+	// PasswordFile is a file holding the password; it is re-read when it changes.
+	PasswordFile string
+	// Database is the logical database (SELECT). Default 0.
+	Database int
+	// TLS configures a TLS connection to Redis. If empty, plain TCP.
+	TLS TLSConfig
+	// KeyPrefix starts every key. If empty, "oauthintrospection:" is used.
+	KeyPrefix string
+	// TimeoutMilliseconds bounds each Redis command, dialing included. If zero, 50 is used.
+	TimeoutMilliseconds int
+	// LocalTTLSeconds caps how long an answer stays in the in-process cache while Redis is
+	// configured: the bound within which a revocation through another replica reaches this one.
+	// If zero, 5 is used.
+	LocalTTLSeconds int
 }
 
 const (
@@ -207,7 +247,9 @@ type settings struct {
 	identity     identityHeaders
 	usernamePath []string
 	claims       *claimsProgram // nil when no claims are configured
-	cache        CacheConfig
+	cache        CacheConfig    // the in-process cache; its TTLs capped while Redis is configured
+	shared       *sharedTier    // nil without cache.redis
+	revocation   *revocation    // nil without revocation.path
 }
 
 // clientSettings is the compiled clientConfig: all the IdP client is built from.
@@ -256,6 +298,12 @@ func compile(cfg *Config) (*settings, error) {
 		}
 	}
 	if s.cache, err = compileCache(cfg.Cache); err != nil {
+		return nil, err
+	}
+	if s.shared, err = compileRedis(cfg.Cache, &s.cache, &s.client); err != nil {
+		return nil, err
+	}
+	if s.revocation, err = compileRevocation(cfg.Revocation); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -330,7 +378,7 @@ func compileTokenSource(ts TokenSource) (tokenSource, error) {
 
 // compileClient compiles clientConfig into s.client, adding its warnings to s.warnings.
 func compileClient(cc ClientConfig, s *settings) error {
-	if err := checkEndpoint(cc.URL); err != nil {
+	if err := checkEndpoint("clientConfig.url", cc.URL); err != nil {
 		return err
 	}
 	k := &s.client
@@ -363,7 +411,7 @@ func compileClient(cc ClientConfig, s *settings) error {
 		}
 	}
 	s.warnings = append(s.warnings, checkTemplates(k.headers)...)
-	if k.tls, k.tlsConfig, err = compileTLS(cc.TLS); err != nil {
+	if k.tls, k.tlsConfig, err = compileTLS("clientConfig.tls", cc.TLS); err != nil {
 		return err
 	}
 	if k.auth, err = compileClientAuth(cc); err != nil {
@@ -463,23 +511,23 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func checkEndpoint(raw string) error {
+func checkEndpoint(field, raw string) error {
 	if raw == "" {
-		return errors.New("clientConfig.url: required")
+		return errors.New(field + ": required")
 	}
 	// Errors name the problem, never the value: a secret pasted here must not reach the log.
 	u, err := url.Parse(raw)
 	if err != nil {
-		return errors.New("clientConfig.url: not a valid URL")
+		return errors.New(field + ": not a valid URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("clientConfig.url: scheme must be http or https")
+		return errors.New(field + ": scheme must be http or https")
 	}
 	if u.Host == "" {
-		return errors.New("clientConfig.url: missing host")
+		return errors.New(field + ": missing host")
 	}
 	if u.User != nil {
-		return errors.New("clientConfig.url: credentials in the URL are not supported; use clientConfig.headers")
+		return errors.New(field + ": credentials in the URL are not supported")
 	}
 	return nil
 }

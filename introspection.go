@@ -33,6 +33,8 @@ type middleware struct {
 	idp      *idpClient
 	cache    *verdictCache
 	fast     *fastPath // nil when the configuration has no fast path
+	// revocationPath is the path answered as a revocation endpoint, or "" (revocation.go).
+	revocationPath string
 	// logf writes one log line; level is "debug" or "error". Tests replace it to capture output.
 	logf func(level, msg string)
 }
@@ -65,6 +67,9 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	m := &middleware{next: next, settings: sh.settings, idp: sh.idp, cache: sh.cache}
 	m.logf = func(level, msg string) { logLine(lg, level, msg) }
 	m.fast = newFastPath(sh.settings, sh.cache, sh.idp)
+	if r := sh.settings.revocation; r != nil {
+		m.revocationPath = r.path
+	}
 	return m, nil
 }
 
@@ -72,6 +77,10 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 // through serve. The request path is plain functions, not methods: under Yaegi a method call on an
 // interpreted type costs about five plain calls (docs/development.md, interpreter costs).
 func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if m.revocationPath != "" && req.URL.Path == m.revocationPath {
+		serveRevocation(m, rw, req)
+		return
+	}
 	if m.fast != nil && fastHit(m.fast, req) {
 		m.next.ServeHTTP(rw, req)
 		return
@@ -160,7 +169,7 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 	// The call outlives the leader's request if that one is cancelled: others may be waiting
 	// (askIdP makes it in a context of its own).
 	var answered bool
-	v, answered = askIdP(m, rendered, token)
+	v, answered = askTiers(m, rendered, token)
 	now = time.Now().Unix()
 	if answered {
 		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:
@@ -196,15 +205,16 @@ func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) 
 	return v
 }
 
-// askIdP introspects token and judges the answer. answered is false when no answer came: the IdP
-// could not be reached, failed, or sent something that is not an introspection response, or the
-// guard refused the call (guard.go). Only then may a stale cached answer stand in.
-func askIdP(m *middleware, rendered http.Header, token string) (*verdict, bool) {
+// askIdP introspects token and judges the answer, which it returns too. answered is false when no
+// answer came: the IdP could not be reached, failed, or sent something that is not an
+// introspection response, or the guard refused the call (guard.go). Only then may a stale cached
+// answer stand in.
+func askIdP(m *middleware, rendered http.Header, token string) (*verdict, map[string]any, bool) {
 	// timeoutSeconds bounds everything from here: the wait for an in-flight slot too.
 	deadline := time.Now().Add(m.idp.timeout)
 	refused, probe := enterIdP(m.idp.guard, deadline)
 	if refused != nil {
-		return refused, false
+		return refused, nil, false
 	}
 	defer leaveIdP(m.idp.guard)
 	if probe {
@@ -216,9 +226,9 @@ func askIdP(m *middleware, rendered http.Header, token string) (*verdict, bool) 
 	}
 	if reason != "" {
 		m.logf("error", "introspection failed: "+reason)
-		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), false
+		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), nil, false
 	}
-	return judge(m.settings, claims), true
+	return judge(m.settings, claims), claims, true
 }
 
 // logFileProblems logs, once each, the problems met while re-reading the configured files.

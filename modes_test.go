@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sync"
+	"strings"
 	"testing"
 
 	"github.com/mitchellh/mapstructure"
@@ -218,6 +219,39 @@ func TestGuardOptionsTraefikPath(t *testing.T) {
 					wantCalls = 2
 				}
 				assert.Equal(t, wantCalls, calls, "IdP calls")
+			})
+		}
+	})
+}
+
+// TestSharedTierOptionsTraefikPath: cache.redis and revocation as the file provider (strings, and
+// a comma-separated endpoints string) and the CRD (JSON types, a list) hand them over: two
+// middlewares of one configuration share the answer through Redis, and revocation answers.
+func TestSharedTierOptionsTraefikPath(t *testing.T) {
+	inModes(t, func(t *testing.T, build builder) {
+		srv := startRedis(t)
+		for _, test := range []struct {
+			desc  string
+			redis map[string]any
+		}{
+			{"file provider", map[string]any{"endpoints": "127.0.0.1:1, " + srv.addr, "database": "2", "timeoutMilliseconds": "200", "keyPrefix": "file:"}},
+			{"CRD", map[string]any{"endpoints": []any{srv.addr}, "database": float64(2), "timeoutMilliseconds": float64(200), "keyPrefix": "crd:"}},
+		} {
+			t.Run(test.desc, func(t *testing.T) {
+				token := "tok-" + strings.ReplaceAll(test.desc, " ", "-")
+				idp := newRevocableIDP(t)
+				options := with(with(with(hubOptions(idp.srv.URL+"/introspect"), "cache.redis", test.redis),
+					"revocation", map[string]any{"path": "/revoke", "url": idp.srv.URL + "/revoke"}),
+					"cache.negativeTtlSeconds", "30")
+				a, _, err := build(t, &upstream{}, options, "tiera-"+test.desc+"@test")
+				require.NoError(t, err)
+				b, _, err := build(t, &upstream{}, options, "tierb-"+test.desc+"@test")
+				require.NoError(t, err)
+				assert.Equal(t, http.StatusOK, send(a, bearerRequest(token)).Code)
+				assert.Equal(t, http.StatusOK, send(b, bearerRequest(token)).Code)
+				assert.Equal(t, int32(1), idp.introspected.Load(), "one introspection for two middlewares")
+				assert.Equal(t, http.StatusOK, revokeThrough(a, token, rsBasic).Code)
+				assert.Equal(t, http.StatusUnauthorized, send(b, bearerRequest(token)).Code)
 			})
 		}
 	})

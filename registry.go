@@ -53,11 +53,23 @@ func sharedFor(name string, cfg *Config, s *settings) (*shared, bool) {
 	}
 	lg := newLogger(name)
 	sh := &shared{fingerprint: fp, settings: s, cache: newVerdictCache(s.cache), idp: newIDPClient(s.client, lg), log: lg, built: now}
+	sh.cache.keyed = len(s.client.templated) > 0
 	registry[name] = sh
 	if len(registry) > registryCap {
 		evictLeastRecentlyBuilt(now.Add(-registryGrace))
 	}
 	return sh, true
+}
+
+// registeredCaches returns the cache of every registered middleware.
+func registeredCaches() []*verdictCache {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	out := make([]*verdictCache, 0, len(registry))
+	for _, sh := range registry {
+		out = append(out, sh.cache)
+	}
+	return out
 }
 
 // registered returns the registry's state for name when its fingerprint is fp. It is a function

@@ -14,6 +14,7 @@ import (
 // inline or from a file that is re-read when it changes, so that a rotated certificate or CA is
 // picked up without a reload.
 type tlsSource struct {
+	field         string // the option's name, for errors
 	insecure      bool
 	ca, cert, key pemSource
 
@@ -28,24 +29,24 @@ type pemSource struct {
 	file   *watchedFile
 }
 
-// compileTLS compiles clientConfig.tls. It returns nil when nothing is configured, so the
-// transport keeps Go's defaults.
-func compileTLS(t TLSConfig) (*tlsSource, *tls.Config, error) {
+// compileTLS compiles a TLS option (field is its name: clientConfig.tls, cache.redis.tls). It
+// returns nil when nothing is configured, so the transport keeps Go's defaults.
+func compileTLS(field string, t TLSConfig) (*tlsSource, *tls.Config, error) {
 	if t.CA == "" && t.Cert == "" && t.Key == "" && !t.InsecureSkipVerify {
 		return nil, nil, nil
 	}
 	if (t.Cert == "") != (t.Key == "") {
-		return nil, nil, errors.New("clientConfig.tls: cert and key must be set together")
+		return nil, nil, errors.New(field + ": cert and key must be set together")
 	}
-	src := &tlsSource{insecure: t.InsecureSkipVerify}
+	src := &tlsSource{field: field, insecure: t.InsecureSkipVerify}
 	var err error
-	if src.ca, err = compilePEM("clientConfig.tls.ca", t.CA); err != nil {
+	if src.ca, err = compilePEM(field+".ca", t.CA); err != nil {
 		return nil, nil, err
 	}
-	if src.cert, err = compilePEM("clientConfig.tls.cert", t.Cert); err != nil {
+	if src.cert, err = compilePEM(field+".cert", t.Cert); err != nil {
 		return nil, nil, err
 	}
-	if src.key, err = compilePEM("clientConfig.tls.key", t.Key); err != nil {
+	if src.key, err = compilePEM(field+".key", t.Key); err != nil {
 		return nil, nil, err
 	}
 	conf, err := src.build()
@@ -87,14 +88,14 @@ func (t *tlsSource) build() (*tls.Config, error) {
 	if ca := t.ca.content(); ca != nil {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(ca) {
-			return nil, errors.New("clientConfig.tls.ca: no PEM certificate found")
+			return nil, errors.New(t.field + ".ca: no PEM certificate found")
 		}
 		conf.RootCAs = pool
 	}
 	if cert := t.cert.content(); cert != nil {
 		pair, err := tls.X509KeyPair(cert, t.key.content())
 		if err != nil {
-			return nil, errors.New("clientConfig.tls: cert and key: " + keyPairProblem(err))
+			return nil, errors.New(t.field + ": cert and key: " + keyPairProblem(err))
 		}
 		conf.Certificates = []tls.Certificate{pair}
 	}

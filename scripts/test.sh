@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "redis-server, for the shared-cache tests (Debian's package)"
+bash scripts/install-redis.sh
+redis-server --version
+
 step "go vet"
 go vet ./...
 

@@ -1,0 +1,132 @@
+package oauthintrospection
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// revocation is the compiled revocation option: the middleware answers POSTs to path as an RFC
+// 7009 revocation endpoint. It sends the request on to the IdP's endpoint as it came, with the
+// client's own authentication, and relays the answer. When the IdP answers 200, the token is
+// forgotten: removed from the in-process cache of every middleware of this Traefik, and, with
+// cache.redis, marked in Redis so that no replica reads an answer stored before the revocation.
+// It never decides a verdict: the next request with the token is introspected again.
+type revocation struct {
+	path string
+	url  string
+}
+
+// maxRevocationBody bounds a revocation request and the IdP's answer to it.
+const maxRevocationBody = 64 << 10
+
+// relayedHeaders are the headers of the IdP's answer the client gets (RFC 7009 section 2.2 and
+// RFC 6749 section 5.2 errors, RFC 6750 challenges).
+var relayedHeaders = []string{"Content-Type", "Cache-Control", "Pragma", "Www-Authenticate"}
+
+func compileRevocation(r RevocationConfig) (*revocation, error) {
+	if r.Path == "" && r.URL == "" {
+		return nil, nil
+	}
+	if r.Path == "" || !strings.HasPrefix(r.Path, "/") {
+		return nil, errors.New("revocation.path: must be an absolute path (starting with /) when revocation.url is set")
+	}
+	if err := checkEndpoint("revocation.url", r.URL); err != nil {
+		return nil, err
+	}
+	return &revocation{path: r.Path, url: r.URL}, nil
+}
+
+// serveRevocation answers a request to revocation.path.
+func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
+	rw.Header().Set("Cache-Control", "no-store")
+	if req.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		http.Error(rw, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxRevocationBody+1))
+	if err != nil || len(body) > maxRevocationBody {
+		http.Error(rw, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
+		return
+	}
+	status, header, answer, failure := relayRevocation(m, req, body)
+	if failure != "" {
+		m.logf("error", "revocation failed: "+failure)
+		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	if status == http.StatusOK {
+		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("token") != "" {
+			forgetToken(m, req, form.Get("token"))
+		}
+	}
+	for _, name := range relayedHeaders {
+		if v := header.Get(name); v != "" {
+			rw.Header().Set(name, v)
+		}
+	}
+	rw.WriteHeader(status)
+	_, _ = rw.Write(answer)
+}
+
+// relayRevocation sends the client's revocation request to the IdP, with the client's
+// authentication (its Authorization header, or its credentials in the body), within
+// timeoutSeconds, and returns the IdP's answer, or why there is none.
+func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.Header, []byte, string) {
+	ctx, cancel := context.WithTimeout(req.Context(), m.idp.timeout)
+	defer cancel()
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.settings.revocation.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, "the request could not be made"
+	}
+	out.Header.Set("Content-Type", req.Header.Get("Content-Type"))
+	out.Header.Set("Accept", "application/json")
+	if a := req.Header.Get("Authorization"); a != "" {
+		out.Header.Set("Authorization", a)
+	}
+	client := m.idp.client
+	if m.idp.tls != nil {
+		client = m.idp.httpClient(time.Now())
+	}
+	resp, err := client.Do(out)
+	if err != nil {
+		return 0, nil, nil, transportFailure(ctx, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxRevocationBody))
+	if err != nil {
+		return 0, nil, nil, transportFailure(ctx, err)
+	}
+	return resp.StatusCode, resp.Header, answer, ""
+}
+
+// forgetToken removes token from every middleware's in-process cache, and from Redis.
+func forgetToken(m *middleware, req *http.Request, token string) {
+	key := cacheKey(sha256.Sum256([]byte(token)))
+	for _, c := range registeredCaches() {
+		c.mu.Lock()
+		if c.keyed {
+			// Its keys hold rendered header templates too: forget everything.
+			forgetAll(c)
+		} else {
+			removeEntry(c, key)
+		}
+		c.mu.Unlock()
+	}
+	if t := m.settings.shared; t != nil {
+		var rendered http.Header
+		if m.idp.templated != nil {
+			rendered, _, _ = m.idp.renderHeaders(req)
+		}
+		answerKey, marker := sharedKeys(t, token, rendered, m.idp.templated)
+		sharedForget(m, t, answerKey, marker)
+	}
+	m.logf("debug", "a token was revoked through the middleware and forgotten")
+}

@@ -1,0 +1,322 @@
+package oauthintrospection
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// sharedTier is the compiled cache.redis: a second cache tier that replicas share. On a local miss
+// it is asked before the IdP; an IdP answer is stored in it. It holds the IdP's answer, never a
+// verdict: each replica judges it with its own configuration, so claims and headers never cross
+// configurations. Redis can never block a request or change a verdict: a command is bounded by
+// timeout, and any failure (an outage, a timeout, an entry that does not parse) means "not found",
+// so the IdP is asked exactly as without Redis.
+type sharedTier struct {
+	client *redisClient
+	// prefix is keyPrefix and the digest of what decides the IdP's answer: the endpoint, the hint
+	// and the client's identity. Rendered header templates join per request (sharedKeys).
+	prefix  string
+	revoked string // keyPrefix + "revoked:": the marker of a token revoked through a replica
+	ttl     int64  // seconds: cache.ttlSeconds, the lifetime of an active answer in Redis
+	negTTL  int64  // seconds: cache.negativeTtlSeconds
+}
+
+const (
+	defaultRedisPrefix    = "oauthintrospection:"
+	defaultRedisTimeoutMs = 50
+	maxRedisTimeoutMs     = 10000
+	defaultLocalTTL       = 5
+	maxRedisDatabase      = 1 << 16
+	// revokedMarkerTTL is how long a revocation is remembered in Redis: longer than any entry can
+	// live (cache.ttlSeconds is at most a day).
+	revokedMarkerTTL = maxCacheSeconds
+)
+
+// compileRedis compiles cache.redis, and caps the in-process TTLs in local at localTtlSeconds.
+func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*sharedTier, error) {
+	r := c.Redis
+	var endpoints []string
+	for _, e := range r.Endpoints {
+		for _, part := range strings.Split(e, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				endpoints = append(endpoints, part)
+			}
+		}
+	}
+	if len(endpoints) == 0 {
+		if r.Username != "" || r.Password != "" || r.PasswordFile != "" || r.KeyPrefix != "" {
+			return nil, errors.New("cache.redis.endpoints: required when other cache.redis options are set")
+		}
+		return nil, nil
+	}
+	for _, e := range endpoints {
+		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
+			return nil, fmt.Errorf("cache.redis.endpoints: %q is not host:port", e)
+		}
+	}
+	if c.TTLSeconds == 0 {
+		return nil, errors.New("cache.redis: requires cache.ttlSeconds above 0")
+	}
+	if r.Database < 0 || r.Database > maxRedisDatabase {
+		return nil, fmt.Errorf("cache.redis.database: must be between 0 and %d, got %d", maxRedisDatabase, r.Database)
+	}
+	if r.TimeoutMilliseconds < 0 || r.TimeoutMilliseconds > maxRedisTimeoutMs {
+		return nil, fmt.Errorf("cache.redis.timeoutMilliseconds: must be between 0 (the default, %d) and %d, got %d", defaultRedisTimeoutMs, maxRedisTimeoutMs, r.TimeoutMilliseconds)
+	}
+	if r.LocalTTLSeconds < 0 || r.LocalTTLSeconds > maxCacheSeconds {
+		return nil, fmt.Errorf("cache.redis.localTtlSeconds: must be between 0 (the default, %d) and %d, got %d", defaultLocalTTL, maxCacheSeconds, r.LocalTTLSeconds)
+	}
+	password, err := compileRedisPassword(r)
+	if err != nil {
+		return nil, err
+	}
+	_, tlsConf, err := compileTLS("cache.redis.tls", r.TLS)
+	if err != nil {
+		return nil, err
+	}
+	prefix := r.KeyPrefix
+	if prefix == "" {
+		prefix = defaultRedisPrefix
+	}
+	t := &sharedTier{
+		client:  sharedRedisClient(redisOptionsKey(endpoints, r), func() *redisClient { return redisClientFor(endpoints, r, password, tlsConf) }),
+		prefix:  prefix + answerDigest(k) + ":",
+		revoked: prefix + "revoked:",
+		ttl:     int64(c.TTLSeconds),
+		negTTL:  int64(c.NegativeTTLSeconds),
+	}
+	localTTL := orDefault(r.LocalTTLSeconds, defaultLocalTTL)
+	if local.TTLSeconds > localTTL {
+		local.TTLSeconds = localTTL
+	}
+	if local.NegativeTTLSeconds > localTTL {
+		local.NegativeTTLSeconds = localTTL
+	}
+	return t, nil
+}
+
+// compileRedisPassword returns how the password is read: inline, or from passwordFile.
+func compileRedisPassword(r RedisConfig) (func() (string, error), error) {
+	switch {
+	case r.Password != "" && r.PasswordFile != "":
+		return nil, errors.New("cache.redis.password: set password or passwordFile, not both")
+	case r.PasswordFile != "":
+		src, err := newSecretFile(r.PasswordFile, time.Now())
+		if err != nil {
+			return nil, errors.New("cache.redis.passwordFile: " + err.Error())
+		}
+		return func() (string, error) { return src.get(time.Now()), nil }, nil
+	}
+	password := r.Password
+	return func() (string, error) { return password, nil }, nil
+}
+
+// answerDigest digests what decides the IdP's answer besides the token and the rendered
+// templates: the endpoint, the hint, and who asks (the static headers and the client).
+func answerDigest(k *clientSettings) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %q", k.endpoint, k.hintField)
+	for _, hd := range k.headers {
+		fmt.Fprintf(h, " %q=%q", hd.name, hd.value)
+	}
+	if k.auth != nil {
+		fmt.Fprintf(h, " client %q %q", k.auth.clientID, k.auth.method)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// redisClientFor makes the client of these options; it dials nothing.
+func redisClientFor(endpoints []string, r RedisConfig, password func() (string, error), conf *tls.Config) *redisClient {
+	return &redisClient{
+		endpoints: endpoints,
+		username:  r.Username,
+		password:  password,
+		database:  r.Database,
+		tls:       conf,
+		timeout:   time.Duration(orDefault(r.TimeoutMilliseconds, defaultRedisTimeoutMs)) * time.Millisecond,
+	}
+}
+
+// The Redis clients are owned by the registry's side of the plugin, keyed by their options:
+// every middleware, and every reload, that names the same Redis shares one pool of connections.
+var (
+	redisClientsMu sync.Mutex
+	redisClients   = map[string]*redisClient{}
+)
+
+// redisOptionsKey digests every option that makes a Redis client (secrets included, so that a
+// changed password makes a new client; the digest is never logged).
+func redisOptionsKey(endpoints []string, r RedisConfig) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%q %q %q %q %d %q %q %q %v %d", endpoints, r.Username, r.Password, r.PasswordFile,
+		r.Database, r.TLS.CA, r.TLS.Cert, r.TLS.Key, r.TLS.InsecureSkipVerify, r.TimeoutMilliseconds)))
+	return hex.EncodeToString(sum[:])
+}
+
+// sharedRedisClient returns the registered client of key, or registers the one build makes.
+func sharedRedisClient(key string, build func() *redisClient) *redisClient {
+	redisClientsMu.Lock()
+	defer redisClientsMu.Unlock()
+	if rc := redisClients[key]; rc != nil {
+		return rc
+	}
+	rc := build()
+	redisClients[key] = rc
+	return rc
+}
+
+// sharedKeys returns the Redis key of token's answer and of its revocation marker. Neither holds
+// the token: only its SHA-256.
+func sharedKeys(t *sharedTier, token string, rendered http.Header, templated []headerTemplate) (string, string) {
+	sum := sha256.Sum256([]byte(token))
+	tok := hex.EncodeToString(sum[:])
+	key := t.prefix + tok
+	if len(templated) > 0 {
+		h := sha256.New()
+		for _, hd := range templated {
+			h.Write([]byte(rendered.Get(hd.name)))
+			h.Write([]byte{0})
+		}
+		key += ":" + hex.EncodeToString(h.Sum(nil)[:12])
+	}
+	return key, t.revoked + tok
+}
+
+// askTiers answers a local miss: from Redis when it holds the answer, or else from the IdP,
+// whose answer then goes to Redis. answered is false when no answer came (askIdP).
+func askTiers(m *middleware, rendered http.Header, token string) (*verdict, bool) {
+	t := m.settings.shared
+	if t == nil {
+		v, _, answered := askIdP(m, rendered, token)
+		return v, answered
+	}
+	key, marker := sharedKeys(t, token, rendered, m.idp.templated)
+	if claims := sharedGet(m, t, key, marker); claims != nil {
+		return judge(m.settings, claims), true
+	}
+	v, claims, answered := askIdP(m, rendered, token)
+	if answered {
+		sharedPut(m, t, key, claims, v)
+	}
+	return v, answered
+}
+
+// sharedGet returns the answer Redis holds for key, or nil: not there, unreadable, stored before
+// the token's revocation marker, or Redis failing. An entry is "v1 <unix nanoseconds> <answer>".
+// A marker never decides a verdict: it only sends the request on to the IdP, which does.
+func sharedGet(m *middleware, t *sharedTier, key, marker string) map[string]any {
+	reply, err := redisDo(t.client, "MGET", key, marker)
+	if err != nil || len(reply.arr) != 2 {
+		sharedProblem(m, "read", err)
+		return nil
+	}
+	if reply.arr[0].null {
+		return nil
+	}
+	stored, answer, ok := splitSharedEntry(reply.arr[0].str)
+	if !ok {
+		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
+		return nil
+	}
+	if !reply.arr[1].null {
+		// A second of margin for the clocks of the replicas: an entry stored about when the
+		// token was revoked is not trusted either.
+		if revokedAt, err := strconv.ParseInt(reply.arr[1].str, 10, 64); err != nil || stored <= revokedAt+int64(time.Second) {
+			return nil
+		}
+	}
+	dec := json.NewDecoder(strings.NewReader(answer))
+	dec.UseNumber()
+	var claims map[string]any
+	if dec.Decode(&claims) != nil || dec.More() || claims == nil {
+		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
+		return nil
+	}
+	if _, ok := claims["active"].(bool); !ok {
+		return nil
+	}
+	return claims
+}
+
+// sharedPut stores the IdP's answer for key: an active one until the earlier of ttlSeconds and its
+// exp, an inactive one for negativeTtlSeconds (if set).
+func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, v *verdict) {
+	active, _ := claims["active"].(bool)
+	ttl := t.negTTL
+	if active {
+		ttl = t.ttl
+		if v.status != 0 && v.status != http.StatusForbidden {
+			return // an answer judged unusable (a malformed exp) is not shared
+		}
+		if left := v.exp - time.Now().Unix(); left < ttl {
+			ttl = left
+		}
+	}
+	if ttl <= 0 {
+		return
+	}
+	var buf bytes.Buffer
+	buf.WriteString("v1 " + strconv.FormatInt(time.Now().UnixNano(), 10) + " ")
+	if err := json.NewEncoder(&buf).Encode(claims); err != nil {
+		return
+	}
+	_, err := redisDo(t.client, "SET", key, strings.TrimSuffix(buf.String(), "\n"), "EX", strconv.FormatInt(ttl, 10))
+	if err != nil {
+		sharedProblem(m, "write", err)
+	}
+}
+
+// splitSharedEntry splits an entry into the time it was stored and the answer.
+func splitSharedEntry(entry string) (int64, string, bool) {
+	rest, ok := strings.CutPrefix(entry, "v1 ")
+	if !ok {
+		return 0, "", false
+	}
+	at, answer, ok := strings.Cut(rest, " ")
+	if !ok {
+		return 0, "", false
+	}
+	stored, err := strconv.ParseInt(at, 10, 64)
+	return stored, answer, err == nil
+}
+
+// sharedForget marks token as revoked at now in Redis, so that every replica and every
+// configuration asks the IdP again instead of reading an answer stored before, and deletes this
+// configuration's entry.
+func sharedForget(m *middleware, t *sharedTier, key, marker string) {
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	if _, err := redisDo(t.client, "SET", marker, now, "EX", strconv.Itoa(revokedMarkerTTL)); err != nil {
+		sharedProblem(m, "write of a revocation", err)
+	}
+	if _, err := redisDo(t.client, "DEL", key); err != nil {
+		sharedProblem(m, "delete", err)
+	}
+}
+
+// sharedProblem logs a failed Redis command. A skipped one (the client's breaker is open) is not
+// logged again.
+func sharedProblem(m *middleware, what string, err error) {
+	if err == nil || err == errRedisSkipped {
+		return
+	}
+	m.logf("error", "shared cache: Redis "+what+" failed ("+redisErrorCategory(err)+"); asking the IdP")
+}
+
+// redisErrorCategory names a Redis failure without its text, which may hold what the peer sent.
+func redisErrorCategory(err error) string {
+	if isRedisReplyError(err) {
+		return "the server refused a command"
+	}
+	return transportFailure(context.Background(), err)
+}

@@ -1,0 +1,287 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+//
+// The shared tier (sharedcache.go) and revocation (revocation.go) through the middleware, with a
+// real redis-server. Replicas are middlewares of different names with one configuration: each
+// has its own state in the registry, as separate Traefik processes would, and all share Redis.
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// revocableIDP is a fake IdP with an introspection endpoint that counts its calls, and a
+// revocation endpoint (/revoke) that takes the client rs:rs-secret.
+type revocableIDP struct {
+	srv            *httptest.Server
+	introspected   atomic.Int32
+	mu             sync.Mutex
+	revoked        map[string]bool
+	answerExtra    string // claims added to every active answer
+	failIntrospect atomic.Bool
+}
+
+func newRevocableIDP(t *testing.T) *revocableIDP {
+	f := &revocableIDP{revoked: map[string]bool{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		token := r.PostForm.Get("token")
+		if r.URL.Path == "/revoke" {
+			if r.Header.Get("Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("rs:rs-secret")) {
+				w.Header().Set("WWW-Authenticate", `Basic realm="idp"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
+				return
+			}
+			f.mu.Lock()
+			f.revoked[token] = true
+			f.mu.Unlock()
+			return
+		}
+		f.introspected.Add(1)
+		if f.failIntrospect.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		f.mu.Lock()
+		revoked := f.revoked[token]
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case revoked || strings.HasPrefix(token, "bogus"):
+			_, _ = w.Write([]byte(`{"active":false}`))
+		default:
+			exp := time.Now().Add(time.Hour).Unix()
+			_, _ = w.Write([]byte(`{"active":true,"grp":"admin","sub":"` + token + `","exp":` + strconv.FormatInt(exp, 10) + f.answerExtra + `}`))
+		}
+	}))
+	t.Cleanup(func() { f.srv.Close() }) // Yaegi v0.16.1 cannot pass a method value of a compiled type
+	return f
+}
+
+// sharedConfig is a configuration with the shared tier on srv and revocation at /revoke.
+func sharedConfig(idp *revocableIDP, redisAddr string, tune func(*Config)) *Config {
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub"}
+	cfg.Cache.Redis.Endpoints = []string{redisAddr}
+	cfg.Cache.Redis.LocalTTLSeconds = 1
+	cfg.Cache.Redis.TimeoutMilliseconds = 200
+	cfg.Cache.NegativeTTLSeconds = 30
+	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
+	if tune != nil {
+		tune(cfg)
+	}
+	return cfg
+}
+
+// replica builds the handler of a middleware named name with cfg.
+func replica(t *testing.T, name string, cfg *Config) (*middleware, *upstream) {
+	t.Helper()
+	up := &upstream{}
+	h, err := New(context.Background(), up, cfg, name)
+	if err != nil {
+		t.Fatalf("New(%s): %v", name, err)
+	}
+	return h.(*middleware), up
+}
+
+func revokeThrough(m http.Handler, token, authorization string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token="+token+"&token_type_hint=access_token"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	return send(m, req)
+}
+
+var rsBasic = "Basic " + base64.StdEncoding.EncodeToString([]byte("rs:rs-secret"))
+
+// TestSharedTierAcrossReplicas: a token is introspected once for two replicas; a replica with
+// another configuration judges the same stored answer by its own claims; revocation through one
+// replica stops the token on both within localTtlSeconds; no key holds the token.
+func TestSharedTierAcrossReplicas(t *testing.T) {
+	srv := startRedis(t)
+	idp := newRevocableIDP(t)
+	a, _ := replica(t, "a@shared", sharedConfig(idp, srv.addr, nil))
+	b, upB := replica(t, "b@shared", sharedConfig(idp, srv.addr, nil))
+	strict, _ := replica(t, "strict@shared", sharedConfig(idp, srv.addr, func(c *Config) { c.Claims = "Equals(`grp`, `root`)" }))
+
+	const token = "tok-shared-1"
+	expectStatus(t, send(a, bearerRequest(token)), http.StatusOK)
+	expectStatus(t, send(b, bearerRequest(token)), http.StatusOK)
+	if req, _ := upB.seen(); req == nil || req.Header.Get("Subject") != token {
+		t.Errorf("replica B did not forward the Subject claim of its own verdict")
+	}
+	expectStatus(t, send(strict, bearerRequest(token)), http.StatusForbidden)
+	if n := idp.introspected.Load(); n != 1 {
+		t.Fatalf("the IdP got %d introspections for one token and three replicas, want 1", n)
+	}
+	// An inactive answer is shared too, for negativeTtlSeconds.
+	expectStatus(t, send(a, bearerRequest("bogus-1")), http.StatusUnauthorized)
+	expectStatus(t, send(b, bearerRequest("bogus-1")), http.StatusUnauthorized)
+	if n := idp.introspected.Load(); n != 2 {
+		t.Fatalf("the IdP got %d introspections, want 2", n)
+	}
+
+	keys := expectRedis(t, testRedisClient(srv.addr, ""), "", "KEYS", "*")
+	for _, k := range keys.arr {
+		if strings.Contains(k.str, token) || strings.Contains(k.str, "bogus-1") {
+			t.Errorf("a Redis key holds the token: %q", k.str)
+		}
+	}
+	// The entry lives no longer than ttlSeconds (30).
+	key, _ := sharedKeys(a.settings.shared, token, nil, nil)
+	if ttl := expectRedis(t, testRedisClient(srv.addr, ""), "", "TTL", key).n; ttl <= 0 || ttl > 30 {
+		t.Errorf("TTL of the entry = %d, want within (0, 30]", ttl)
+	}
+
+	expectStatus(t, revokeThrough(a, token, rsBasic), http.StatusOK)
+	expectStatus(t, send(a, bearerRequest(token)), http.StatusUnauthorized)
+	waitFor(t, 3*time.Second, "replica B to stop accepting the revoked token", func() bool {
+		return send(b, bearerRequest(token)).Code == http.StatusUnauthorized
+	})
+	expectStatus(t, send(strict, bearerRequest(token)), http.StatusUnauthorized)
+}
+
+// TestSharedTierNeverDecides: an entry that does not parse is ignored; a Redis outage costs only
+// IdP calls, each bounded; a failing IdP is not hidden by Redis unless staleIfErrorSeconds says so.
+func TestSharedTierNeverDecides(t *testing.T) {
+	srv := startRedis(t)
+	idp := newRevocableIDP(t)
+	cfg := sharedConfig(idp, srv.addr, nil)
+	a, _ := replica(t, "a@never", cfg)
+	key, _ := sharedKeys(a.settings.shared, "tok-garbage", nil, nil)
+	for _, garbage := range []string{`not json`, `v1 123 {"active":"yes"}`, `v1 x {"active":true}`, `v1 1 {"active":true,"grp":"admin"} {}`} {
+		expectRedis(t, testRedisClient(srv.addr, ""), "OK", "SET", key, garbage)
+		before := idp.introspected.Load()
+		expectStatus(t, send(a, bearerRequest("tok-garbage")), http.StatusOK)
+		if idp.introspected.Load() != before+1 {
+			t.Errorf("entry %q was used instead of asking the IdP", garbage)
+		}
+		forgetLocal(a)
+	}
+
+	srv.stop()
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		expectStatus(t, send(a, bearerRequest("tok-down-"+strconv.Itoa(i))), http.StatusOK)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("request %d with Redis down took %v", i, took)
+		}
+	}
+	// Past the breaker's threshold, Redis costs nothing: the skipped calls return at once.
+	if until := a.settings.shared.client.skipUntil.Load(); until == 0 {
+		t.Errorf("the Redis client did not stop trying")
+	}
+}
+
+// forgetLocal empties a middleware's in-process cache.
+func forgetLocal(m *middleware) {
+	m.cache.mu.Lock()
+	forgetAll(m.cache)
+	m.cache.mu.Unlock()
+}
+
+// TestRevocationWithoutRedis: the endpoint purges the local caches; it relays the IdP's
+// refusals; it answers POST only; an IdP that cannot be reached is a 503.
+func TestRevocationWithoutRedis(t *testing.T) {
+	idp := newRevocableIDP(t)
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
+	m, up := replica(t, "local@revocation", cfg)
+	other, _ := replica(t, "other@revocation", cfg)
+
+	expectStatus(t, send(m, bearerRequest("tok-r")), http.StatusOK)
+	expectStatus(t, send(other, bearerRequest("tok-r")), http.StatusOK)
+	_, hits := up.seen()
+
+	rec := revokeThrough(m, "tok-r", "Basic d3Jvbmc6d3Jvbmc=")
+	expectStatus(t, rec, http.StatusUnauthorized)
+	expectEqual(t, "relayed WWW-Authenticate", rec.Header().Get("Www-Authenticate"), `Basic realm="idp"`)
+	expectStatus(t, send(m, bearerRequest("tok-r")), http.StatusOK) // not revoked, still cached
+
+	expectStatus(t, revokeThrough(m, "tok-r", rsBasic), http.StatusOK)
+	expectStatus(t, send(m, bearerRequest("tok-r")), http.StatusUnauthorized)
+	expectStatus(t, send(other, bearerRequest("tok-r")), http.StatusUnauthorized)
+	if _, now := up.seen(); now != hits+1 {
+		t.Errorf("the revocation requests reached the backend")
+	}
+
+	get := httptest.NewRequest(http.MethodGet, "/revoke", nil)
+	rec = send(m, get)
+	expectStatus(t, rec, http.StatusMethodNotAllowed)
+	expectEqual(t, "Allow", rec.Header().Get("Allow"), "POST")
+
+	idp.srv.Close()
+	expectStatus(t, revokeThrough(m, "tok-x", rsBasic), http.StatusServiceUnavailable)
+}
+
+// TestSharedTierCoalesces: concurrent misses for one token make one Redis read and one IdP call
+// per replica.
+func TestSharedTierCoalesces(t *testing.T) {
+	srv := startRedis(t)
+	idp := newRevocableIDP(t)
+	a, _ := replica(t, "a@coalesce", sharedConfig(idp, srv.addr, nil))
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code := send(a, bearerRequest("tok-burst")).Code; code != http.StatusOK {
+				t.Errorf("status %d", code)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := idp.introspected.Load(); n != 1 {
+		t.Errorf("the IdP got %d calls for 20 concurrent requests, want 1", n)
+	}
+}
+
+func TestSharedTierConfigErrors(t *testing.T) {
+	idp := newRevocableIDP(t)
+	for _, test := range []struct {
+		tune func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Cache.Redis.Endpoints = []string{"no-port"} }, "cache.redis.endpoints"},
+		{func(c *Config) { c.Cache.Redis.Endpoints = nil; c.Cache.Redis.Password = "x" }, "cache.redis.endpoints"},
+		{func(c *Config) { c.Cache.Redis.Password = "x"; c.Cache.Redis.PasswordFile = "/x" }, "cache.redis.password"},
+		{func(c *Config) { c.Cache.Redis.PasswordFile = "/does/not/exist" }, "cache.redis.passwordFile"},
+		{func(c *Config) { c.Cache.Redis.Database = -1 }, "cache.redis.database"},
+		{func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = 20000 }, "cache.redis.timeoutMilliseconds"},
+		{func(c *Config) { c.Cache.Redis.LocalTTLSeconds = -1 }, "cache.redis.localTtlSeconds"},
+		{func(c *Config) { c.Cache.Redis.TLS = TLSConfig{Cert: "x"} }, "cache.redis.tls"},
+		{func(c *Config) { c.Cache.TTLSeconds = 0 }, "cache.redis"},
+		{func(c *Config) { c.Revocation.URL = "" }, "revocation.url"},
+		{func(c *Config) { c.Revocation.Path = "revoke" }, "revocation.path"},
+		{func(c *Config) { c.Revocation.URL = "ftp://idp/revoke" }, "revocation.url"},
+	} {
+		_, err := New(context.Background(), &upstream{}, sharedConfig(idp, "127.0.0.1:6379", test.tune), "bad@shared")
+		if err == nil || !strings.HasPrefix(err.Error(), test.want) {
+			t.Errorf("error %v, want one naming %s", err, test.want)
+		}
+	}
+	// A comma-separated string of endpoints, as Traefik decodes "a:1, b:2".
+	cfg := sharedConfig(idp, "127.0.0.1:1, 127.0.0.1:2", nil)
+	m, _ := replica(t, "list@shared", cfg)
+	if got := m.settings.shared.client.endpoints; len(got) != 2 || got[1] != "127.0.0.1:2" {
+		t.Errorf("endpoints = %q", got)
+	}
+	if m.settings.cache.TTLSeconds != 1 {
+		t.Errorf("the local TTL is %d with Redis, want localTtlSeconds (1)", m.settings.cache.TTLSeconds)
+	}
+}
