@@ -128,3 +128,96 @@ func BenchmarkCacheEntryBytes(b *testing.B) {
 	b.ReportMetric(held, "heap-bytes/entry")
 	b.ReportMetric(charged, "charged-bytes/entry")
 }
+
+// BenchmarkSharedTier measures the shared tier (cache.redis) against a local redis-server:
+//
+//   - idp-miss: a local miss without Redis (an IdP call);
+//   - idp-miss+redis: a miss with Redis that Redis does not hold either (MGET, the IdP call, SET);
+//   - redis-hit: a local miss that Redis answers (MGET only), as a second replica's first request;
+//   - hit+redis: a local hit with Redis configured (Redis is not asked).
+//
+// two-replicas reports the IdP calls per token when two replicas each see every token once,
+// without and with Redis.
+func BenchmarkSharedTier(b *testing.B) {
+	srv := startRedis(b)
+	withRedis := func(cfg *Config) {
+		cfg.Cache.Redis.Endpoints = []string{srv.addr}
+		cfg.Cache.Redis.TimeoutMilliseconds = 1000
+	}
+	run := func(name string, tune func(*Config), each func(m *middleware)) {
+		b.Run(name, func(b *testing.B) {
+			h, req, rw := benchRig(b, "benchshared-"+name+"@test", tune)
+			m := h.(*middleware)
+			h.ServeHTTP(rw, req)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if each != nil {
+					b.StopTimer()
+					each(m)
+					b.StartTimer()
+				}
+				h.ServeHTTP(rw, req)
+			}
+			b.StopTimer()
+			if req.Header.Get("Group") != "admin" {
+				b.Fatalf("the request was not authorized")
+			}
+		})
+	}
+	dropRedis := func(m *middleware) {
+		forgetLocal(m)
+		key, _ := sharedKeys(m.settings.shared, "2YotnFZFEjr1zCsicMWpAA-bench-token", nil, nil)
+		if _, err := redisDo(m.settings.shared.client, "DEL", key); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run("idp-miss", nil, forgetLocal)
+	run("idp-miss+redis", withRedis, dropRedis)
+	run("redis-hit", withRedis, forgetLocal)
+	run("hit+redis", withRedis, nil)
+
+	b.Run("two-replicas", func(b *testing.B) {
+		for _, redis := range []bool{false, true} {
+			calls := 0
+			idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				calls++
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(benchAnswer))
+			}))
+			var replicas []http.Handler
+			for _, name := range []string{"a", "b"} {
+				cfg := CreateConfig()
+				cfg.TokenSource = TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer"}
+				cfg.ClientConfig.URL = idp.URL
+				if redis {
+					withRedis(cfg)
+					cfg.Cache.Redis.KeyPrefix = "bench-" + strconv.Itoa(b.N) + ":"
+				}
+				h, err := New(context.Background(), http.NotFoundHandler(), cfg, "benchreplica-"+name+strconv.FormatBool(redis)+"@test")
+				if err != nil {
+					b.Fatal(err)
+				}
+				replicas = append(replicas, h)
+			}
+			const tokens = 100
+			for i := 0; i < tokens; i++ {
+				for _, h := range replicas {
+					req := httptest.NewRequest(http.MethodGet, "/api", nil)
+					req.Header.Set("Authorization", "Bearer two-replicas-"+strconv.Itoa(b.N)+"-"+strconv.Itoa(i))
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusNotFound { // the next handler: authorized
+						b.Fatalf("status %d", rec.Code)
+					}
+				}
+			}
+			idp.Close()
+			metric := "idp-calls/token"
+			if redis {
+				metric = "idp-calls/token-with-redis"
+			}
+			b.ReportMetric(float64(calls)/tokens, metric)
+		}
+	})
+}

@@ -37,7 +37,7 @@ type testRedis struct {
 
 // startRedis starts redis-server on a free loopback port with args added, and waits until it
 // answers. Its cleanup stops it.
-func startRedis(t *testing.T, args ...string) *testRedis {
+func startRedis(t testing.TB, args ...string) *testRedis {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +52,7 @@ func startRedis(t *testing.T, args ...string) *testRedis {
 }
 
 // start runs the server on r's port, plain or (with a tls-port argument) TLS only.
-func (r *testRedis) start(t *testing.T) {
+func (r *testRedis) start(t testing.TB) {
 	t.Helper()
 	base := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"}
 	tlsOnly := false
@@ -76,14 +76,17 @@ func (r *testRedis) start(t *testing.T) {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("starting redis-server (scripts/install-redis.sh installs it): %v", err)
 	}
-	waitFor(t, 10*time.Second, "redis-server to listen", func() bool {
+	for deadline := time.Now().Add(10 * time.Second); ; {
 		c, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond)
-		if err != nil {
-			return false
+		if err == nil {
+			c.Close()
+			return
 		}
-		c.Close()
-		return true
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server did not listen on %s within 10s", r.addr)
+		}
+		time.Sleep(10 * time.Millisecond) // a poll interval, with the deadline above
+	}
 }
 
 // stop ends the server this test started, by its PID.
