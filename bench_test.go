@@ -147,7 +147,7 @@ func BenchmarkSharedTier(b *testing.B) {
 	run := func(name string, tune func(*Config), each func(m *middleware)) {
 		b.Run(name, func(b *testing.B) {
 			h, req, rw := benchRig(b, "benchshared-"+name+"@test", tune)
-			m := h.(*middleware)
+			m := inner(h)
 			h.ServeHTTP(rw, req)
 			b.ReportAllocs()
 			b.ResetTimer()

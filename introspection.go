@@ -33,8 +33,6 @@ type middleware struct {
 	idp      *idpClient
 	cache    *verdictCache
 	fast     *fastPath // nil when the configuration has no fast path
-	// revocationPath is the path answered as a revocation endpoint, or "" (revocation.go).
-	revocationPath string
 	// logf writes one log line; level is "debug" or "error". Tests replace it to capture output.
 	logf func(level, msg string)
 }
@@ -68,7 +66,8 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 	m.logf = func(level, msg string) { logLine(lg, level, msg) }
 	m.fast = newFastPath(sh.settings, sh.cache, sh.idp)
 	if r := sh.settings.revocation; r != nil {
-		m.revocationPath = r.path
+		// A handler of its own, so that a middleware without revocation pays nothing for it.
+		return &revocationHandler{m: m, path: r.path}, nil
 	}
 	return m, nil
 }
@@ -77,10 +76,6 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 // through serve. The request path is plain functions, not methods: under Yaegi a method call on an
 // interpreted type costs about five plain calls (docs/development.md, interpreter costs).
 func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if m.revocationPath != "" && req.URL.Path == m.revocationPath {
-		serveRevocation(m, rw, req)
-		return
-	}
 	if m.fast != nil && fastHit(m.fast, req) {
 		m.next.ServeHTTP(rw, req)
 		return

@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mitchellh/mapstructure"

@@ -17,7 +17,8 @@ import (
 // (SELECT). Endpoints are tried in order: the first that answers serves.
 //
 // It has a breaker of its own: after redisFailuresToOpen consecutive failures it is skipped for
-// redisOpenFor, so that during a Redis outage a miss costs one IdP call, not a Redis timeout first.
+// redisOpenFor, then one call probes; so during a Redis outage a miss costs one IdP call, not a
+// Redis timeout first.
 type redisClient struct {
 	endpoints []string
 	username  string
@@ -63,8 +64,13 @@ type redisReply struct {
 
 // redisDo runs one command within the client's timeout, on a pooled connection or a new one.
 func redisDo(rc *redisClient, args ...string) (redisReply, error) {
-	if until := rc.skipUntil.Load(); until != 0 && time.Now().UnixNano() < until {
-		return redisReply{}, errRedisSkipped
+	if until := rc.skipUntil.Load(); until != 0 {
+		now := time.Now()
+		// Open: skip. Past the open time, one call is the probe (it pushes the time on for the
+		// others), as in the IdP's breaker: the others do not all pay a timeout at once.
+		if now.UnixNano() < until || !rc.skipUntil.CompareAndSwap(until, now.Add(redisOpenFor).UnixNano()) {
+			return redisReply{}, errRedisSkipped
+		}
 	}
 	deadline := time.Now().Add(rc.timeout)
 	reply, err := redisTry(rc, deadline, args)
@@ -268,11 +274,22 @@ func readRedisArray(r *bufio.Reader, size string, depth int) (redisReply, error)
 	if n < 0 {
 		return redisReply{null: true}, nil
 	}
+	// Every element is read, error replies included (a proxy may send one for a failed shard):
+	// a reply left half read would answer the next command on the connection.
 	out := redisReply{arr: make([]redisReply, n)}
+	var replyErr error
 	for i := range out.arr {
 		if out.arr[i], err = readRedisReply(r, depth+1); err != nil {
-			return redisReply{}, err
+			if !isRedisReplyError(err) {
+				return redisReply{}, err
+			}
+			if replyErr == nil {
+				replyErr = err
+			}
 		}
+	}
+	if replyErr != nil {
+		return redisReply{}, replyErr
 	}
 	return out, nil
 }

@@ -284,3 +284,53 @@ func writeTestServerCert(t *testing.T, dir string) ([]byte, string, string) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), certFile, keyFile
 }
+
+// TestRedisArrayErrorKeepsStep: an error reply inside an array (a proxy's failed shard) is read
+// with the rest of the array, so the next command on the connection reads its own reply.
+func TestRedisArrayErrorKeepsStep(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	store := map[string]string{"victim": "v1 1 {}"}
+	first := true
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for {
+			cmd, err := readRedisReply(r, 0)
+			if err != nil {
+				return
+			}
+			out := "*" + strconv.Itoa(len(cmd.arr)-1) + "\r\n"
+			for i, k := range cmd.arr[1:] {
+				if v, ok := store[k.str]; ok && !(first && i == 0) {
+					out += "$" + strconv.Itoa(len(v)) + "\r\n" + v + "\r\n"
+				} else if first && i == 0 {
+					out += "-ERR shard unavailable\r\n"
+				} else {
+					out += "$-1\r\n"
+				}
+			}
+			first = false
+			if _, err := c.Write([]byte(out)); err != nil {
+				return
+			}
+		}
+	}()
+	rc := testRedisClient(ln.Addr().String(), "")
+	if _, err := redisDo(rc, "MGET", "x", "y"); !isRedisReplyError(err) {
+		t.Fatalf("MGET with a failed element: %v, want an error reply", err)
+	}
+	if r, err := redisDo(rc, "MGET", "victim", "m"); err != nil || r.arr[0].str != "v1 1 {}" {
+		t.Fatalf("MGET victim: %+v %v", r, err)
+	}
+	if r, err := redisDo(rc, "MGET", "attacker", "m"); err != nil || !r.arr[0].null {
+		t.Fatalf("MGET attacker read another command's reply: %+v %v", r, err)
+	}
+}

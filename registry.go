@@ -72,6 +72,35 @@ func registeredCaches() []*verdictCache {
 	return out
 }
 
+// registeredTiers returns the shared tier of every registered middleware that has one, once
+// for each Redis and key prefix.
+func registeredTiers() []*sharedTier {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	// Tiers on one Redis with one prefix share their markers: the one whose entries live longest
+	// stands for them all, so that its marker outlives every entry.
+	longest := map[string]*sharedTier{}
+	var order []string
+	for _, sh := range registry {
+		t := sh.settings.shared
+		if t == nil {
+			continue
+		}
+		id := fmt.Sprintf("%p %s", t.client, t.revoked)
+		if old, ok := longest[id]; !ok {
+			order = append(order, id)
+			longest[id] = t
+		} else if t.ttl > old.ttl {
+			longest[id] = t
+		}
+	}
+	out := make([]*sharedTier, 0, len(order))
+	for _, id := range order {
+		out = append(out, longest[id])
+	}
+	return out
+}
+
 // registered returns the registry's state for name when its fingerprint is fp. It is a function
 // of its own so that no frame of sharedFor keeps a replaced state alive (seen under Yaegi).
 func registered(name, fp string) *shared {

@@ -43,6 +43,21 @@ func compileRevocation(r RevocationConfig) (*revocation, error) {
 	return &revocation{path: r.Path, url: r.URL}, nil
 }
 
+// revocationHandler is the middleware of a configuration with revocation: it answers path
+// itself, and hands every other request to the middleware.
+type revocationHandler struct {
+	m    *middleware
+	path string
+}
+
+func (h *revocationHandler) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == h.path {
+		serveRevocation(h.m, rw, req)
+		return
+	}
+	h.m.ServeHTTP(rw, req)
+}
+
 // serveRevocation answers a request to revocation.path.
 func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	rw.Header().Set("Cache-Control", "no-store")
@@ -63,8 +78,13 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if status == http.StatusOK {
-		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("token") != "" {
-			forgetToken(m, req, form.Get("token"))
+		// What parses is used even when some of the body does not: an IdP that reads the body
+		// more leniently than url.ParseQuery has revoked the token all the same.
+		form, _ := url.ParseQuery(string(body))
+		for _, token := range form["token"] {
+			if token != "" {
+				forgetToken(m, req, token)
+			}
 		}
 	}
 	for _, name := range relayedHeaders {
@@ -120,13 +140,12 @@ func forgetToken(m *middleware, req *http.Request, token string) {
 		}
 		c.mu.Unlock()
 	}
-	if t := m.settings.shared; t != nil {
-		var rendered http.Header
-		if m.idp.templated != nil {
-			rendered, _, _ = m.idp.renderHeaders(req)
-		}
-		answerKey, marker := sharedKeys(t, token, rendered, m.idp.templated)
-		sharedForget(m, t, answerKey, marker)
+	// Every shared tier of this Traefik, not only this middleware's: other middlewares may keep
+	// their answers under other prefixes, or in another Redis.
+	now := time.Now()
+	for _, t := range registeredTiers() {
+		_, marker := sharedKeys(t, token, nil, nil)
+		sharedMark(m, t, marker, now)
 	}
 	m.logf("debug", "a token was revoked through the middleware and forgotten")
 }

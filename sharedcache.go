@@ -39,9 +39,6 @@ const (
 	maxRedisTimeoutMs     = 10000
 	defaultLocalTTL       = 5
 	maxRedisDatabase      = 1 << 16
-	// revokedMarkerTTL is how long a revocation is remembered in Redis: longer than any entry can
-	// live (cache.ttlSeconds is at most a day).
-	revokedMarkerTTL = maxCacheSeconds
 )
 
 // compileRedis compiles cache.redis, and caps the in-process TTLs in local at localTtlSeconds.
@@ -202,12 +199,17 @@ func askTiers(m *middleware, rendered http.Header, token string) (*verdict, bool
 		return v, answered
 	}
 	key, marker := sharedKeys(t, token, rendered, m.idp.templated)
-	if claims := sharedGet(m, t, key, marker); claims != nil {
+	claims, reachable := sharedGet(m, t, key, marker)
+	if claims != nil {
 		return judge(m.settings, claims), true
 	}
+	// The entry is stamped with the time the IdP was asked, not the time it answered: an answer
+	// still in flight when the token is revoked must not be trusted after the marker.
+	asked := time.Now()
 	v, claims, answered := askIdP(m, rendered, token)
-	if answered {
-		sharedPut(m, t, key, claims, v)
+	if answered && reachable {
+		// Not after a failed read: a Redis that does not answer costs a request one timeout.
+		sharedPut(m, t, key, claims, v, asked)
 	}
 	return v, answered
 }
@@ -215,43 +217,42 @@ func askTiers(m *middleware, rendered http.Header, token string) (*verdict, bool
 // sharedGet returns the answer Redis holds for key, or nil: not there, unreadable, stored before
 // the token's revocation marker, or Redis failing. An entry is "v1 <unix nanoseconds> <answer>".
 // A marker never decides a verdict: it only sends the request on to the IdP, which does.
-func sharedGet(m *middleware, t *sharedTier, key, marker string) map[string]any {
+func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable bool) {
 	reply, err := redisDo(t.client, "MGET", key, marker)
 	if err != nil || len(reply.arr) != 2 {
 		sharedProblem(m, "read", err)
-		return nil
+		return nil, false
 	}
 	if reply.arr[0].null {
-		return nil
+		return nil, true
 	}
 	stored, answer, ok := splitSharedEntry(reply.arr[0].str)
 	if !ok {
 		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
-		return nil
+		return nil, true
 	}
 	if !reply.arr[1].null {
 		// A second of margin for the clocks of the replicas: an entry stored about when the
 		// token was revoked is not trusted either.
 		if revokedAt, err := strconv.ParseInt(reply.arr[1].str, 10, 64); err != nil || stored <= revokedAt+int64(time.Second) {
-			return nil
+			return nil, true
 		}
 	}
 	dec := json.NewDecoder(strings.NewReader(answer))
 	dec.UseNumber()
-	var claims map[string]any
 	if dec.Decode(&claims) != nil || dec.More() || claims == nil {
 		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
-		return nil
+		return nil, true
 	}
 	if _, ok := claims["active"].(bool); !ok {
-		return nil
+		return nil, true
 	}
-	return claims
+	return claims, true
 }
 
 // sharedPut stores the IdP's answer for key: an active one until the earlier of ttlSeconds and its
 // exp, an inactive one for negativeTtlSeconds (if set).
-func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, v *verdict) {
+func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, v *verdict, asked time.Time) {
 	active, _ := claims["active"].(bool)
 	ttl := t.negTTL
 	if active {
@@ -267,7 +268,7 @@ func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, 
 		return
 	}
 	var buf bytes.Buffer
-	buf.WriteString("v1 " + strconv.FormatInt(time.Now().UnixNano(), 10) + " ")
+	buf.WriteString("v1 " + strconv.FormatInt(asked.UnixNano(), 10) + " ")
 	if err := json.NewEncoder(&buf).Encode(claims); err != nil {
 		return
 	}
@@ -291,16 +292,13 @@ func splitSharedEntry(entry string) (int64, string, bool) {
 	return stored, answer, err == nil
 }
 
-// sharedForget marks token as revoked at now in Redis, so that every replica and every
-// configuration asks the IdP again instead of reading an answer stored before, and deletes this
-// configuration's entry.
-func sharedForget(m *middleware, t *sharedTier, key, marker string) {
-	now := strconv.FormatInt(time.Now().UnixNano(), 10)
-	if _, err := redisDo(t.client, "SET", marker, now, "EX", strconv.Itoa(revokedMarkerTTL)); err != nil {
+// sharedMark marks token as revoked at now in t's Redis, so that every replica and every
+// configuration on it asks the IdP again instead of reading an answer stored before. The marker
+// lives as long as t's entries can, and a second more.
+func sharedMark(m *middleware, t *sharedTier, marker string, now time.Time) {
+	at := strconv.FormatInt(now.UnixNano(), 10)
+	if _, err := redisDo(t.client, "SET", marker, at, "EX", strconv.FormatInt(t.ttl+1, 10)); err != nil {
 		sharedProblem(m, "write of a revocation", err)
-	}
-	if _, err := redisDo(t.client, "DEL", key); err != nil {
-		sharedProblem(m, "delete", err)
 	}
 }
 

@@ -9,6 +9,7 @@ package oauthintrospection
 import (
 	"context"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -88,14 +89,22 @@ func sharedConfig(idp *revocableIDP, redisAddr string, tune func(*Config)) *Conf
 }
 
 // replica builds the handler of a middleware named name with cfg.
-func replica(t *testing.T, name string, cfg *Config) (*middleware, *upstream) {
+func replica(t *testing.T, name string, cfg *Config) (http.Handler, *upstream) {
 	t.Helper()
 	up := &upstream{}
 	h, err := New(context.Background(), up, cfg, name)
 	if err != nil {
 		t.Fatalf("New(%s): %v", name, err)
 	}
-	return h.(*middleware), up
+	return h, up
+}
+
+// inner returns the middleware behind a handler New made.
+func inner(h http.Handler) *middleware {
+	if r, ok := h.(*revocationHandler); ok {
+		return r.m
+	}
+	return h.(*middleware)
 }
 
 func revokeThrough(m http.Handler, token, authorization string) *httptest.ResponseRecorder {
@@ -143,7 +152,7 @@ func TestSharedTierAcrossReplicas(t *testing.T) {
 		}
 	}
 	// The entry lives no longer than ttlSeconds (30).
-	key, _ := sharedKeys(a.settings.shared, token, nil, nil)
+	key, _ := sharedKeys(inner(a).settings.shared, token, nil, nil)
 	if ttl := expectRedis(t, testRedisClient(srv.addr, ""), "", "TTL", key).n; ttl <= 0 || ttl > 30 {
 		t.Errorf("TTL of the entry = %d, want within (0, 30]", ttl)
 	}
@@ -163,7 +172,7 @@ func TestSharedTierNeverDecides(t *testing.T) {
 	idp := newRevocableIDP(t)
 	cfg := sharedConfig(idp, srv.addr, nil)
 	a, _ := replica(t, "a@never", cfg)
-	key, _ := sharedKeys(a.settings.shared, "tok-garbage", nil, nil)
+	key, _ := sharedKeys(inner(a).settings.shared, "tok-garbage", nil, nil)
 	for _, garbage := range []string{`not json`, `v1 123 {"active":"yes"}`, `v1 x {"active":true}`, `v1 1 {"active":true,"grp":"admin"} {}`} {
 		expectRedis(t, testRedisClient(srv.addr, ""), "OK", "SET", key, garbage)
 		before := idp.introspected.Load()
@@ -171,7 +180,7 @@ func TestSharedTierNeverDecides(t *testing.T) {
 		if idp.introspected.Load() != before+1 {
 			t.Errorf("entry %q was used instead of asking the IdP", garbage)
 		}
-		forgetLocal(a)
+		forgetLocal(inner(a))
 	}
 
 	srv.stop()
@@ -183,7 +192,7 @@ func TestSharedTierNeverDecides(t *testing.T) {
 		}
 	}
 	// Past the breaker's threshold, Redis costs nothing: the skipped calls return at once.
-	if until := a.settings.shared.client.skipUntil.Load(); until == 0 {
+	if until := inner(a).settings.shared.client.skipUntil.Load(); until == 0 {
 		t.Errorf("the Redis client did not stop trying")
 	}
 }
@@ -278,10 +287,135 @@ func TestSharedTierConfigErrors(t *testing.T) {
 	// A comma-separated string of endpoints, as Traefik decodes "a:1, b:2".
 	cfg := sharedConfig(idp, "127.0.0.1:1, 127.0.0.1:2", nil)
 	m, _ := replica(t, "list@shared", cfg)
-	if got := m.settings.shared.client.endpoints; len(got) != 2 || got[1] != "127.0.0.1:2" {
+	if got := inner(m).settings.shared.client.endpoints; len(got) != 2 || got[1] != "127.0.0.1:2" {
 		t.Errorf("endpoints = %q", got)
 	}
-	if m.settings.cache.TTLSeconds != 1 {
-		t.Errorf("the local TTL is %d with Redis, want localTtlSeconds (1)", m.settings.cache.TTLSeconds)
+	if inner(m).settings.cache.TTLSeconds != 1 {
+		t.Errorf("the local TTL is %d with Redis, want localTtlSeconds (1)", inner(m).settings.cache.TTLSeconds)
+	}
+}
+
+// TestRevocationRacesAnIntrospection: an introspection still in flight when the token is revoked
+// brings back an answer from before the revocation; stored in Redis, it must not be trusted
+// after the marker, however late it arrives.
+func TestRevocationRacesAnIntrospection(t *testing.T) {
+	srv := startRedis(t)
+	idp := newRevocableIDP(t)
+	release := make(chan struct{})
+	var arrived atomic.Bool
+	var revokedAtIdP atomic.Bool
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/introspect" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if revokedAtIdP.Load() {
+			_, _ = w.Write([]byte(`{"active":false}`))
+			return
+		}
+		// The answer is decided now, before the revocation, and delivered after it.
+		arrived.Store(true)
+		firstReady(release, r.Context().Done())
+		_, _ = w.Write([]byte(`{"active":true,"grp":"admin","sub":"raced"}`))
+	}))
+	t.Cleanup(func() { slow.Close() })
+	tune := func(c *Config) {
+		c.ClientConfig.URL = slow.URL + "/introspect"
+		c.ClientConfig.TimeoutSeconds = 10
+		c.Cache.TTLSeconds = 3600
+	}
+	a, _ := replica(t, "a@race", sharedConfig(idp, srv.addr, tune))
+	b, _ := replica(t, "b@race", sharedConfig(idp, srv.addr, tune))
+	done := make(chan int, 1)
+	go func() { done <- send(a, bearerRequest("tok-race")).Code }()
+	waitFor(t, 5*time.Second, "the IdP to take the introspection", arrived.Load)
+	expectStatus(t, revokeThrough(b, "tok-race", rsBasic), http.StatusOK)
+	revokedAtIdP.Store(true)
+	revokedAt := time.Now()
+	// Past the marker's margin for the clocks, the old answer arrives and is stored.
+	waitFor(t, 5*time.Second, "the margin to pass", func() bool { return time.Since(revokedAt) > 1200*time.Millisecond })
+	close(release)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("the raced request: %d, want 200 (its answer predates the revocation)", code)
+	}
+	other, _ := replica(t, "c@race", sharedConfig(idp, srv.addr, tune)) // a cold replica
+	expectStatus(t, send(other, bearerRequest("tok-race")), http.StatusUnauthorized)
+}
+
+// TestRevocationMarksEveryTier: a revocation through a middleware reaches the Redis entries of
+// the other middlewares of its Traefik, whatever their key prefix.
+func TestRevocationMarksEveryTier(t *testing.T) {
+	srv := startRedis(t)
+	idp := newRevocableIDP(t)
+	long := func(c *Config) { c.Cache.TTLSeconds = 3600 }
+	a, _ := replica(t, "a@prefix", sharedConfig(idp, srv.addr, long))
+	b, _ := replica(t, "b@prefix", sharedConfig(idp, srv.addr, func(c *Config) { c.Cache.Redis.KeyPrefix = "other:" }))
+	expectStatus(t, send(a, bearerRequest("tok-p")), http.StatusOK)
+	expectStatus(t, revokeThrough(b, "tok-p", rsBasic), http.StatusOK)
+	cold, _ := replica(t, "a2@prefix", sharedConfig(idp, srv.addr, long)) // a's configuration, cold
+	expectStatus(t, send(cold, bearerRequest("tok-p")), http.StatusUnauthorized)
+}
+
+// TestRevocationLenientBody: a body that url.ParseQuery reads only in part (a ";") still
+// forgets the token the IdP revoked.
+func TestRevocationLenientBody(t *testing.T) {
+	idp := newRevocableIDP(t)
+	lenient := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := make([]byte, 4096)
+		n, _ := r.Body.Read(body)
+		for _, kv := range strings.Split(string(body[:n]), "&") {
+			if v, ok := strings.CutPrefix(kv, "token="); ok {
+				idp.mu.Lock()
+				idp.revoked[v] = true
+				idp.mu.Unlock()
+			}
+		}
+	}))
+	t.Cleanup(func() { lenient.Close() })
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: lenient.URL}
+	a, _ := replica(t, "a@lenient", cfg)
+	expectStatus(t, send(a, bearerRequest("tok-d")), http.StatusOK)
+	req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token=tok-d&x=a;b"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	expectStatus(t, send(a, req), http.StatusOK)
+	expectStatus(t, send(a, bearerRequest("tok-d")), http.StatusUnauthorized)
+}
+
+// TestSharedTierBlackhole: a Redis that takes connections and never answers costs a miss one
+// timeout (the read), not two: nothing is written after a failed read.
+func TestSharedTierBlackhole(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	idp := newRevocableIDP(t)
+	a, _ := replica(t, "a@hole", sharedConfig(idp, ln.Addr().String(), func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = 300 }))
+	start := time.Now()
+	expectStatus(t, send(a, bearerRequest("tok-h1")), http.StatusOK)
+	if took := time.Since(start); took > 550*time.Millisecond {
+		t.Errorf("a miss took %v with a silent Redis and a 300 ms timeout: more than one timeout", took)
 	}
 }
