@@ -37,7 +37,8 @@ import (
 // Deadlines of the wait-for helpers. Every wait polls until its condition holds or its deadline
 // passes; nothing sleeps and hopes.
 const (
-	idpStartTimeout     = 60 * time.Second
+	idpAttemptTimeout   = 20 * time.Second
+	idpAttempts         = 3
 	traefikStartTimeout = 90 * time.Second
 	reloadTimeout       = 30 * time.Second
 	logTimeout          = 15 * time.Second
@@ -281,11 +282,53 @@ func (p *process) stop() {
 
 // startIdP starts node server.js on a free port, with extraEnv ("NAME=value") added to the
 // environment, and waits for its IDP_READY line.
+//
+// Twice in CI runs (never by hand), a node process printed its first line and then neither
+// became ready within a minute nor answered SIGTERM. So an IdP that is not ready within
+// idpAttemptTimeout has its threads' states logged (procState), and is stopped and started
+// again, up to idpAttempts times.
 func startIdP(idpDir, workDir, name string, extraEnv ...string) (*process, string, error) {
-	cmd := exec.Command("node", "server.js")
-	cmd.Dir = idpDir
-	cmd.Env = append(append(os.Environ(), "IDP_PORT=0"), extraEnv...)
-	return startReady(name, cmd, filepath.Join(workDir, name+".log"), "IDP_READY ", idpStartTimeout)
+	var lastErr error
+	for attempt := 1; attempt <= idpAttempts; attempt++ {
+		cmd := exec.Command("node", "server.js")
+		cmd.Dir = idpDir
+		cmd.Env = append(append(os.Environ(), "IDP_PORT=0"), extraEnv...)
+		logPath := filepath.Join(workDir, fmt.Sprintf("%s.log", name))
+		if attempt > 1 {
+			logPath = filepath.Join(workDir, fmt.Sprintf("%s-%d.log", name, attempt))
+		}
+		p, u, err := startReady(name, cmd, logPath, "IDP_READY ", idpAttemptTimeout)
+		if err == nil {
+			return p, u, nil
+		}
+		lastErr = err
+		if p != nil && !p.exited() {
+			logf("%s: not ready (attempt %d): %v; its threads: %s", name, attempt, err, procState(p.cmd.Process.Pid))
+			p.stop()
+		}
+	}
+	return nil, "", lastErr
+}
+
+// procState describes what a process's threads are doing, from /proc (Linux): each thread's
+// name, state (R running, S sleeping, D in uninterruptible I/O) and the kernel function it
+// waits in. It tells a CPU-bound hang from a blocked syscall.
+func procState(pid int) string {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil || len(tasks) == 0 {
+		return "no /proc entries"
+	}
+	var out []string
+	for _, task := range tasks {
+		stat, _ := os.ReadFile(filepath.Join(task, "stat"))
+		wchan, _ := os.ReadFile(filepath.Join(task, "wchan"))
+		fields := strings.Fields(string(stat))
+		if len(fields) > 14 {
+			// comm, state, utime+stime in clock ticks
+			out = append(out, fmt.Sprintf("%s %s cpu=%s+%s wchan=%s", fields[1], fields[2], fields[13], fields[14], wchan))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // startReady starts cmd in its own process group, its stderr to logPath, and waits until it
