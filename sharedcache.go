@@ -2,7 +2,6 @@ package oauthintrospection
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -309,12 +308,4 @@ func sharedProblem(m *middleware, what string, err error) {
 		return
 	}
 	m.logf("error", "shared cache: Redis "+what+" failed ("+redisErrorCategory(err)+"); asking the IdP")
-}
-
-// redisErrorCategory names a Redis failure without its text, which may hold what the peer sent.
-func redisErrorCategory(err error) string {
-	if isRedisReplyError(err) {
-		return "the server refused a command"
-	}
-	return transportFailure(context.Background(), err)
 }
