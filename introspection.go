@@ -164,7 +164,7 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 	// The call outlives the leader's request if that one is cancelled: others may be waiting
 	// (askIdP makes it in a context of its own).
 	var answered bool
-	v, answered = askTiers(m, rendered, token)
+	v, answered = askTiers(m, rendered, token, key)
 	now = time.Now().Unix()
 	if answered {
 		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:

@@ -250,6 +250,10 @@ func TestSharedTierOptionsTraefikPath(t *testing.T) {
 				assert.Equal(t, http.StatusOK, send(a, bearerRequest(token)).Code)
 				assert.Equal(t, http.StatusOK, send(b, bearerRequest(token)).Code)
 				assert.Equal(t, int32(1), idp.introspected.Load(), "one introspection for two middlewares")
+				db2 := testRedisClient(srv.addr, "")
+				db2.database = 2
+				keys := expectRedis(t, db2, "", "KEYS", test.redis["keyPrefix"].(string)+"*")
+				assert.Len(t, keys.arr, 1, "the answer, under keyPrefix, in database 2")
 				assert.Equal(t, http.StatusOK, revokeThrough(a, token, rsBasic).Code)
 				assert.Equal(t, http.StatusUnauthorized, send(b, bearerRequest(token)).Code)
 			})

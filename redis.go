@@ -22,7 +22,7 @@ import (
 type redisClient struct {
 	endpoints []string
 	username  string
-	password  func() (string, error) // inline, or re-read from passwordFile
+	password  func() string // inline, or re-read from passwordFile
 	database  int
 	tls       *tls.Config // nil: plain TCP
 	timeout   time.Duration
@@ -161,10 +161,7 @@ func redisHello(rc *redisClient, conn *redisConn, deadline time.Time) error {
 	if err := conn.c.SetDeadline(deadline); err != nil {
 		return err
 	}
-	password, err := rc.password()
-	if err != nil {
-		return err
-	}
+	password := rc.password()
 	var setup [][]string
 	switch {
 	case rc.username != "":

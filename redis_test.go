@@ -102,7 +102,7 @@ func (r *testRedis) stop() {
 func testRedisClient(addr, password string) *redisClient {
 	return &redisClient{
 		endpoints: []string{addr},
-		password:  func() (string, error) { return password, nil },
+		password:  func() string { return password },
 		timeout:   time.Second,
 	}
 }
@@ -192,6 +192,22 @@ func TestRedisTLS(t *testing.T) {
 	if _, err := redisDo(plain, "PING"); err == nil {
 		t.Errorf("plain TCP to a TLS-only server answered")
 	}
+	// A server that asks for a client certificate: tls.cert and tls.key present one.
+	mutual := startRedis(t, "--tls-port", "PORT", "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-ca-cert-file", caFile, "--tls-auth-clients", "yes")
+	noCert := testRedisClient(mutual.addr, "")
+	noCert.tls = conf
+	if _, err := redisDo(noCert, "PING"); err == nil {
+		t.Errorf("a server that requires a client certificate answered without one")
+	}
+	_, withCert, err := compileTLS("cache.redis.tls", TLSConfig{CA: caFile, Cert: certFile, Key: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := testRedisClient(mutual.addr, "")
+	client.tls = withCert
+	expectRedis(t, client, "PONG", "PING")
+
 	untrusted := testRedisClient(srv.addr, "")
 	untrusted.tls = &tls.Config{MinVersion: tls.VersionTLS12}
 	if _, err := redisDo(untrusted, "PING"); err == nil || redisErrorCategory(err) != "TLS: the certificate is not trusted" {
@@ -266,7 +282,7 @@ func writeTestServerCert(t *testing.T, dir string) ([]byte, string, string) {
 	}
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)

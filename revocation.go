@@ -144,8 +144,7 @@ func forgetToken(m *middleware, req *http.Request, token string) {
 	// their answers under other prefixes, or in another Redis.
 	now := time.Now()
 	for _, t := range registeredTiers() {
-		_, marker := sharedKeys(t, token, nil, nil)
-		sharedMark(m, t, marker, now)
+		sharedMark(m, t, sharedMarkerKey(t, key), now)
 	}
 	m.logf("debug", "a token was revoked through the middleware and forgotten")
 }

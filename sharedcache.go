@@ -25,7 +25,7 @@ import (
 type sharedTier struct {
 	client *redisClient
 	// prefix is keyPrefix and the digest of what decides the IdP's answer: the endpoint, the hint
-	// and the client's identity. Rendered header templates join per request (sharedKeys).
+	// and the client's identity. The token (and rendered templates) join per request.
 	prefix  string
 	revoked string // keyPrefix + "revoked:": the marker of a token revoked through a replica
 	ttl     int64  // seconds: cache.ttlSeconds, the lifetime of an active answer in Redis
@@ -43,14 +43,7 @@ const (
 // compileRedis compiles cache.redis, and caps the in-process TTLs in local at localTtlSeconds.
 func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*sharedTier, error) {
 	r := c.Redis
-	var endpoints []string
-	for _, e := range r.Endpoints {
-		for _, part := range strings.Split(e, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				endpoints = append(endpoints, part)
-			}
-		}
-	}
+	endpoints := splitEndpoints(r.Endpoints)
 	if len(endpoints) == 0 {
 		if r.Username != "" || r.Password != "" || r.PasswordFile != "" || r.KeyPrefix != "" {
 			return nil, errors.New("cache.redis.endpoints: required when other cache.redis options are set")
@@ -103,8 +96,21 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 	return t, nil
 }
 
+// splitEndpoints flattens endpoints given as a list, as comma-separated strings, or both.
+func splitEndpoints(list []string) []string {
+	var out []string
+	for _, e := range list {
+		for _, part := range strings.Split(e, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
 // compileRedisPassword returns how the password is read: inline, or from passwordFile.
-func compileRedisPassword(r RedisConfig) (func() (string, error), error) {
+func compileRedisPassword(r RedisConfig) (func() string, error) {
 	switch {
 	case r.Password != "" && r.PasswordFile != "":
 		return nil, errors.New("cache.redis.password: set password or passwordFile, not both")
@@ -113,10 +119,10 @@ func compileRedisPassword(r RedisConfig) (func() (string, error), error) {
 		if err != nil {
 			return nil, errors.New("cache.redis.passwordFile: " + err.Error())
 		}
-		return func() (string, error) { return src.get(time.Now()), nil }, nil
+		return func() string { return src.get(time.Now()) }, nil
 	}
 	password := r.Password
-	return func() (string, error) { return password, nil }, nil
+	return func() string { return password }, nil
 }
 
 // answerDigest digests what decides the IdP's answer besides the token and the rendered
@@ -134,7 +140,7 @@ func answerDigest(k *clientSettings) string {
 }
 
 // redisClientFor makes the client of these options; it dials nothing.
-func redisClientFor(endpoints []string, r RedisConfig, password func() (string, error), conf *tls.Config) *redisClient {
+func redisClientFor(endpoints []string, r RedisConfig, password func() string, conf *tls.Config) *redisClient {
 	return &redisClient{
 		endpoints: endpoints,
 		username:  r.Username,
@@ -172,32 +178,32 @@ func sharedRedisClient(key string, build func() *redisClient) *redisClient {
 	return rc
 }
 
-// sharedKeys returns the Redis key of token's answer and of its revocation marker. Neither holds
-// the token: only its SHA-256.
-func sharedKeys(t *sharedTier, token string, rendered http.Header, templated []headerTemplate) (string, string) {
-	sum := sha256.Sum256([]byte(token))
-	tok := hex.EncodeToString(sum[:])
-	key := t.prefix + tok
-	if len(templated) > 0 {
-		h := sha256.New()
-		for _, hd := range templated {
-			h.Write([]byte(rendered.Get(hd.name)))
-			h.Write([]byte{0})
-		}
-		key += ":" + hex.EncodeToString(h.Sum(nil)[:12])
-	}
-	return key, t.revoked + tok
+// sharedAnswerKey is the Redis key of the answer whose in-process cache key is key: the SHA-256
+// of the token, and of the rendered header templates if any (tokenKey). It never holds the token.
+func sharedAnswerKey(t *sharedTier, key cacheKey) string {
+	return t.prefix + hex.EncodeToString(key[:])
 }
 
-// askTiers answers a local miss: from Redis when it holds the answer, or else from the IdP,
-// whose answer then goes to Redis. answered is false when no answer came (askIdP).
-func askTiers(m *middleware, rendered http.Header, token string) (*verdict, bool) {
+// sharedMarkerKey is the Redis key of the revocation marker of the token whose SHA-256 is sum,
+// the same for every configuration: keyPrefix, "revoked:" and sum.
+func sharedMarkerKey(t *sharedTier, sum cacheKey) string {
+	return t.revoked + hex.EncodeToString(sum[:])
+}
+
+// askTiers answers a local miss of key: from Redis when it holds the answer, or else from the
+// IdP, whose answer then goes to Redis. answered is false when no answer came (askIdP).
+func askTiers(m *middleware, rendered http.Header, token string, local cacheKey) (*verdict, bool) {
 	t := m.settings.shared
 	if t == nil {
 		v, _, answered := askIdP(m, rendered, token)
 		return v, answered
 	}
-	key, marker := sharedKeys(t, token, rendered, m.idp.templated)
+	key := sharedAnswerKey(t, local)
+	sum := local // the token's SHA-256, unless rendered templates joined it
+	if m.cache.keyed {
+		sum = sha256.Sum256([]byte(token))
+	}
+	marker := sharedMarkerKey(t, sum)
 	claims, reachable := sharedGet(m, t, key, marker)
 	if claims != nil {
 		return judge(m.settings, claims), true

@@ -8,6 +8,7 @@ package oauthintrospection
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -152,12 +153,23 @@ func TestSharedTierAcrossReplicas(t *testing.T) {
 		}
 	}
 	// The entry lives no longer than ttlSeconds (30).
-	key, _ := sharedKeys(inner(a).settings.shared, token, nil, nil)
+	key := sharedAnswerKey(inner(a).settings.shared, sha256.Sum256([]byte(token)))
 	if ttl := expectRedis(t, testRedisClient(srv.addr, ""), "", "TTL", key).n; ttl <= 0 || ttl > 30 {
 		t.Errorf("TTL of the entry = %d, want within (0, 30]", ttl)
 	}
 
-	expectStatus(t, revokeThrough(a, token, rsBasic), http.StatusOK)
+	// A second New of a's configuration (another router, or a reload) runs on a's tier and
+	// Redis client, and serves the token from the shared state without asking the IdP.
+	again, _ := replica(t, "a@shared", sharedConfig(idp, srv.addr, nil))
+	if inner(again).settings.shared != inner(a).settings.shared || inner(b).settings.shared.client != inner(a).settings.shared.client {
+		t.Errorf("handlers of one configuration, or of one Redis, do not share their tier and client")
+	}
+	expectStatus(t, send(again, bearerRequest(token)), http.StatusOK)
+	if n := idp.introspected.Load(); n != 2 {
+		t.Errorf("the IdP got %d introspections after a second New, want still 2", n)
+	}
+
+	expectStatus(t, revokeThrough(again, token, rsBasic), http.StatusOK)
 	expectStatus(t, send(a, bearerRequest(token)), http.StatusUnauthorized)
 	waitFor(t, 3*time.Second, "replica B to stop accepting the revoked token", func() bool {
 		return send(b, bearerRequest(token)).Code == http.StatusUnauthorized
@@ -172,7 +184,7 @@ func TestSharedTierNeverDecides(t *testing.T) {
 	idp := newRevocableIDP(t)
 	cfg := sharedConfig(idp, srv.addr, nil)
 	a, _ := replica(t, "a@never", cfg)
-	key, _ := sharedKeys(inner(a).settings.shared, "tok-garbage", nil, nil)
+	key := sharedAnswerKey(inner(a).settings.shared, sha256.Sum256([]byte("tok-garbage")))
 	for _, garbage := range []string{`not json`, `v1 123 {"active":"yes"}`, `v1 x {"active":true}`, `v1 1 {"active":true,"grp":"admin"} {}`} {
 		expectRedis(t, testRedisClient(srv.addr, ""), "OK", "SET", key, garbage)
 		before := idp.introspected.Load()
