@@ -207,24 +207,6 @@ func startKube(t *testing.T) *kubeEnv {
 	}
 	require.NoError(t, err)
 
-	require.NoError(t, copyPlugin(env.repoRoot, filepath.Join(k.dir, "plugins-local", "src", filepath.FromSlash(pluginModule))))
-	webPort, err := freePort()
-	require.NoError(t, err)
-	k.webURL = fmt.Sprintf("http://127.0.0.1:%d", webPort)
-	static := fmt.Sprintf(`# Static configuration written by TestKubernetesCRD.
-global: {checkNewVersion: false, sendAnonymousUsage: false}
-entryPoints:
-  web: {address: "127.0.0.1:%d"}
-log: {level: DEBUG, noColor: true, filePath: %q}
-experimental:
-  localPlugins:
-    oAuthIntrospection: {moduleName: %s}
-providers:
-  providersThrottleDuration: 500ms
-  kubernetesCRD:
-    endpoint: %q
-`, webPort, k.traefikLog, pluginModule, apiURL)
-	require.NoError(t, os.WriteFile(filepath.Join(k.dir, "traefik.yml"), []byte(static), 0o644))
 	// Out of a cluster, with the endpoint given, and trusting the IdP's CA as a cluster's nodes
 	// trust a public one: the Hub Middleware names no CA of its own.
 	environ := []string{"SSL_CERT_FILE=" + caFile}
@@ -233,13 +215,44 @@ providers:
 			environ = append(environ, kv)
 		}
 	}
-	traefik, err := runTraefik(env.traefikBin, k.dir, filepath.Join(k.dir, "traefik.out"), environ)
-	require.NoError(t, err)
-	t.Cleanup(traefik.stop)
+	traefik, webURL, _ := startOwnTraefik(t, k.dir, fmt.Sprintf("  providersThrottleDuration: 500ms\n  kubernetesCRD:\n    endpoint: %q\n", apiURL), environ)
+	k.webURL = webURL
 	eventually(t, traefikStartTimeout, func() bool {
 		return !traefik.exited() && k.status(http.MethodGet, "api.example.com", "/", "") == http.StatusUnauthorized
 	}, "Traefik never served the Hub IngressRoute from the kubernetesCRD provider")
 	return k
+}
+
+// startOwnTraefik starts a Traefik of a test's own in dir: a copy of the plugin, a web entrypoint on
+// a free port, a DEBUG log in dir/traefik.log, and providers (YAML, indented under "providers:").
+// It returns the web URL and the log's path; cleanup stops it, and shows the log's tail if the
+// test failed.
+func startOwnTraefik(t *testing.T, dir, providers string, environ []string) (*process, string, string) {
+	t.Helper()
+	require.NoError(t, copyPlugin(env.repoRoot, filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(pluginModule))))
+	port, err := freePort()
+	require.NoError(t, err)
+	logPath := filepath.Join(dir, "traefik.log")
+	static := fmt.Sprintf(`# Static configuration written by %s.
+global: {checkNewVersion: false, sendAnonymousUsage: false}
+entryPoints:
+  web: {address: "127.0.0.1:%d"}
+log: {level: DEBUG, noColor: true, filePath: %q}
+experimental:
+  localPlugins:
+    oAuthIntrospection: {moduleName: %s}
+providers:
+%s`, t.Name(), port, logPath, pluginModule, providers)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(static), 0o644))
+	p, err := runTraefik(env.traefikBin, dir, filepath.Join(dir, "traefik.out"), environ)
+	require.NoError(t, err)
+	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("\n%s", tailOf(logPath, 30))
+		}
+	})
+	return p, fmt.Sprintf("http://127.0.0.1:%d", port), logPath
 }
 
 // applyDemo writes demo/kubernetes/'s manifests into the served directory with the IdP's address

@@ -199,30 +199,10 @@ func (r *replicaTraefik) status(path, tok string) int {
 // until its shared route challenges a request without a token.
 func startFileTraefik(t *testing.T, dir, dynamic string) *replicaTraefik {
 	t.Helper()
-	require.NoError(t, copyPlugin(env.repoRoot, filepath.Join(dir, "plugins-local", "src", filepath.FromSlash(pluginModule))))
+	require.NoError(t, os.MkdirAll(dir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "dynamic.yml"), []byte(dynamic), 0o644))
-	port, err := freePort()
-	require.NoError(t, err)
-	r := &replicaTraefik{webURL: fmt.Sprintf("http://127.0.0.1:%d", port), log: filepath.Join(dir, "traefik.log")}
-	static := fmt.Sprintf(`global: {checkNewVersion: false, sendAnonymousUsage: false}
-entryPoints:
-  web: {address: "127.0.0.1:%d"}
-log: {level: DEBUG, noColor: true, filePath: %q}
-experimental:
-  localPlugins:
-    oAuthIntrospection: {moduleName: %s}
-providers:
-  file: {filename: %q}
-`, port, r.log, pluginModule, filepath.Join(dir, "dynamic.yml"))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "traefik.yml"), []byte(static), 0o644))
-	p, err := runTraefik(env.traefikBin, dir, filepath.Join(dir, "traefik.out"), os.Environ())
-	require.NoError(t, err)
-	t.Cleanup(p.stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("\n%s", tailOf(r.log, 30))
-		}
-	})
+	p, webURL, logPath := startOwnTraefik(t, dir, fmt.Sprintf("  file: {filename: %q}\n", filepath.Join(dir, "dynamic.yml")), os.Environ())
+	r := &replicaTraefik{webURL: webURL, log: logPath}
 	eventually(t, traefikStartTimeout, func() bool { return !p.exited() && r.status("/shared/x", "") == http.StatusUnauthorized },
 		"the replica in %s never served the shared route", dir)
 	return r
