@@ -83,7 +83,7 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		form, _ := url.ParseQuery(string(body))
 		for _, token := range form["token"] {
 			if token != "" {
-				forgetToken(m, req, token)
+				forgetToken(m, token)
 			}
 		}
 	}
@@ -128,7 +128,7 @@ func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.H
 }
 
 // forgetToken removes token from every middleware's in-process cache, and from Redis.
-func forgetToken(m *middleware, req *http.Request, token string) {
+func forgetToken(m *middleware, token string) {
 	key := cacheKey(sha256.Sum256([]byte(token)))
 	for _, c := range registeredCaches() {
 		c.mu.Lock()
