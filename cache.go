@@ -117,13 +117,13 @@ func newEntry(c *verdictCache, v *verdict, now int64) *cacheEntry {
 		e.size += len(value)
 	}
 	switch {
-	case v.status == 0 || v.status == http.StatusForbidden:
+	case v.status == 0 || v.status == statusForbidden:
 		// An active answer: its verdict depends only on the answer and the immutable config.
 		e.freshUntil = capAt(now+c.ttl, v.exp)
 		if c.stale > 0 {
 			e.staleUntil = capAt(e.freshUntil+c.stale, v.exp)
 		}
-	case v.status == http.StatusUnauthorized && c.negTTL > 0:
+	case v.status == statusUnauthorized && c.negTTL > 0:
 		e.freshUntil = now + c.negTTL
 	default:
 		return nil // failures, and inactive answers without negative caching

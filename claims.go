@@ -201,16 +201,28 @@ func (p *claimsProgram) String() string {
 }
 
 // evalCall reports whether the call c holds for claims. On an array claim, it holds when it holds
-// for any element.
+// for any element (evalArray).
 func evalCall(c *callExpr, claims map[string]any) bool {
-	v, ok := lookupClaim(claims, c.keys)
+	// lookupClaim, written out for the usual top-level claim: a call costs more than this.
+	var v any
+	var ok bool
+	if len(c.keys) == 1 {
+		v, ok = claims[c.keys[0]]
+	} else {
+		v, ok = lookupNested(claims, c.keys)
+	}
 	if !ok {
 		return false
 	}
-	arr, isArr := v.([]any)
-	if !isArr {
-		return matchClaim(c, v, false)
+	if arr, isArr := v.([]any); isArr {
+		return evalArray(c, arr)
 	}
+	return matchClaim(c, v, false)
+}
+
+// evalArray is evalCall on an array claim: it holds when it holds for any element. (Apart so that
+// a scalar claim pays for none of the loop's frame slots.)
+func evalArray(c *callExpr, arr []any) bool {
 	for _, el := range arr {
 		s, isStr := el.(string)
 		if !isStr || !c.member {

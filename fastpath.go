@@ -61,20 +61,30 @@ func otherCarrier(f *fastPath, req *http.Request) bool {
 	return (f.withQuery && req.URL.RawQuery != "") || (f.withCookie && len(req.Header["Cookie"]) != 0)
 }
 
-// fastHit reports whether req was authorized by a fresh cached verdict, and then prepares it for
-// upstream exactly as serve would: identity headers from the verdict only, the credential removed
-// unless forwardAuthorization, and the access-log user. When it returns false, req is untouched.
+// What fastHit did with a request.
+const (
+	fastDeclined = iota // not a request the fast path reads: serve decides from scratch
+	fastPassed          // a cache hit, prepared for upstream
+	// fastUncached: the header carries a well-formed token that the cache does not let through
+	// (unknown, expired, refused): serveUncached takes it from there, without reading it again.
+	fastUncached
+)
+
+// fastHit returns fastPassed when req was authorized by a fresh cached verdict, and then prepares
+// it for upstream exactly as serve would: identity headers from the verdict only, the credential
+// removed unless forwardAuthorization, and the access-log user. Otherwise req is untouched, and
+// fastUncached tells that its header holds a token exactly as extractToken would read it.
 // exp and nbf are checked on every hit (RFC 7662 section 2.2).
-func fastHit(f *fastPath, req *http.Request) bool {
+func fastHit(f *fastPath, req *http.Request) int {
 	h := req.Header
 	vals := h[f.header]
 	if len(vals) != 1 || (f.other && otherCarrier(f, req)) {
-		return false
+		return fastDeclined
 	}
 	value := vals[0]
 	n := len(f.prefix)
 	if len(value) <= n || len(value) > f.maxHeader || !strings.EqualFold(value[:n], f.prefix) {
-		return false
+		return fastDeclined
 	}
 	// Only a token that passed these checks was ever introspected, so only such a token's digest
 	// can be in the cache; they are repeated here all the same (the scheme, the length, the bytes),
@@ -83,19 +93,19 @@ func fastHit(f *fastPath, req *http.Request) bool {
 	// header costs no hashing.
 	token := value[n:]
 	if strings.Trim(token, visibleASCII) != "" {
-		return false
+		return fastDeclined
 	}
 	f.mu.RLock()
 	e := f.entries[sha256.Sum256([]byte(token))]
 	f.mu.RUnlock()
 	if e == nil {
-		return false
+		return fastUncached
 	}
 	// validAt(e.passFrom, e.passUntil, now), inlined: a call costs the interpreter more than the
 	// rest of this check (docs/development.md, interpreter costs).
 	now := time.Now().Unix()
 	if now >= e.passUntil || now < e.passFrom {
-		return false
+		return fastUncached
 	}
 	for _, name := range f.twins {
 		delete(h, name)
@@ -108,5 +118,14 @@ func fastHit(f *fastPath, req *http.Request) bool {
 		delete(h, f.header)
 	}
 	req.URL.User = e.v.user // nil removes a client's own
-	return true
+	return fastPassed
+}
+
+// serveUncached is serve for a request that fastHit found to carry a well-formed header token, which
+// the cache did not let through: the token is the header's value after the scheme, as extractToken
+// reads it (FuzzTokenExtract checks that they agree).
+func serveUncached(m *middleware, rw http.ResponseWriter, req *http.Request) {
+	token := req.Header[m.fast.header][0][len(m.fast.prefix):]
+	dropIdentity(req, &m.settings.identity)
+	decide(m, rw, req, token, fromHeader)
 }

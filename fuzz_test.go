@@ -150,14 +150,23 @@ func FuzzTokenExtract(f *testing.F) {
 				fp.prefix = src.scheme + " "
 			}
 			fp.maxHeader += len(fp.prefix)
+			fp.other = fp.withQuery || fp.withCookie // as newFastPath sets it
 			req := fuzzRequest(src.header, h1, h2, rawQuery, cookie)
 			req.Header["X-User"] = []string{"mallory"}
 			header, target := req.Header.Clone(), *req.URL
-			if fastHit(fp, req) {
+			took := fastHit(fp, req)
+			if took == fastPassed {
 				t.Fatalf("the fast path took a request on an empty cache")
 			}
 			if !reflect.DeepEqual(req.Header, header) || *req.URL != target {
 				t.Fatalf("a fast-path miss modified the request")
+			}
+			// A token the fast path hands to serveUncached must be the one extract reads.
+			if took == fastUncached {
+				handed := req.Header[fp.header][0][len(fp.prefix):]
+				if reason != "" || token != handed || from != fromHeader {
+					t.Fatalf("the fast path handed over token %q, serve reads (%q, %d, %q)", handed, token, from, reason)
+				}
 			}
 
 			// With the token the fast path would read cached as allowed, a hit must be a request
@@ -174,7 +183,7 @@ func FuzzTokenExtract(f *testing.F) {
 				passFrom:   math.MinInt64,
 				passUntil:  now + 60,
 			}
-			if fastHit(fp, fuzzRequest(src.header, h1, h2, rawQuery, cookie)) {
+			if fastHit(fp, fuzzRequest(src.header, h1, h2, rawQuery, cookie)) == fastPassed {
 				if reason != "" || token != candidate || from != fromHeader {
 					t.Fatalf("the fast path accepted token %q, serve reads (%q, %d, %q)", candidate, token, from, reason)
 				}

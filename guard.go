@@ -2,7 +2,6 @@ package oauthintrospection
 
 import (
 	"context"
-	"net/http"
 	"reflect"
 	"strconv"
 	"sync"
@@ -436,7 +435,7 @@ func closeBreaker(g *idpGuard, probe bool, now time.Time) string {
 // unavailable is the verdict of a miss the guard refused: 503 with a Retry-After in whole seconds,
 // at least one (RFC 9110 section 10.2.3).
 func unavailable(after time.Duration, reason string) *verdict {
-	v := reject(http.StatusServiceUnavailable, nil, reason)
+	v := reject(statusUnavailable, nil, reason)
 	seconds := int((after + time.Second - 1) / time.Second)
 	if seconds < 1 {
 		seconds = 1

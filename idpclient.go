@@ -231,7 +231,7 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 			return attemptResult{err: reason, outcome: callSkipped}
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
+	req, err := http.NewRequestWithContext(ctx, methodPost, c.endpoint, strings.NewReader(form))
 	if err != nil {
 		return attemptResult{err: "building the request failed", outcome: callSkipped}
 	}
@@ -250,7 +250,7 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 		return transportResult(ctx, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != statusOK {
 		return statusResult(resp)
 	}
 	claims, reason := decodeAnswer(resp)

@@ -11,9 +11,29 @@ package oauthintrospection
 //     dialer (idpclient.go): the interpreter mis-assigns or refuses the other forms;
 //   - errno kinds are matched by their text (idpclient.go, files.go): there is no syscall package;
 //   - comparisons are assigned to locals before they are combined: a combined comparison of two
-//     call results can panic or give false.
+//     call results can panic or give false;
+//   - the request path names the constants below, not the standard library's.
 
-import "reflect"
+import (
+	"math"
+	"net/http"
+	"reflect"
+)
+
+// The standard library's constants that the request path uses, as constants of this package:
+// Yaegi gives a standard-library constant a frame slot, one allocation, in every call of a
+// function that names it, and a constant of the package's own none (measured with an
+// instrumented Yaegi; docs/performance.md).
+const (
+	statusOK           = http.StatusOK
+	statusUnauthorized = http.StatusUnauthorized
+	statusForbidden    = http.StatusForbidden
+	statusUnavailable  = http.StatusServiceUnavailable
+	methodPost         = http.MethodPost
+	// noExp and noNbf are a verdict's bounds when the answer has no exp or no nbf.
+	noExp = math.MaxInt64
+	noNbf = math.MinInt64
+)
 
 // firstReady blocks until channel a or b can receive and reports whether it was a. It stands in for
 // a select statement: Yaegi v0.16.1 keeps one case list per select statement and shares it between

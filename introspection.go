@@ -76,9 +76,15 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 // through serve. The request path is plain functions, not methods: under Yaegi a method call on an
 // interpreted type costs about five plain calls (docs/development.md, interpreter costs).
 func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	if m.fast != nil && fastHit(m.fast, req) {
-		m.next.ServeHTTP(rw, req)
-		return
+	if m.fast != nil {
+		switch fastHit(m.fast, req) {
+		case fastPassed:
+			m.next.ServeHTTP(rw, req)
+			return
+		case fastUncached:
+			serveUncached(m, rw, req)
+			return
+		}
 	}
 	serve(m, rw, req)
 }
@@ -88,9 +94,15 @@ func serve(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	dropIdentity(req, &m.settings.identity)
 	token, from, reason := extractToken(&m.settings.source, req)
 	if reason != "" {
-		deny(m, rw, reject(http.StatusUnauthorized, challengeMissing, reason))
+		deny(m, rw, reject(statusUnauthorized, challengeMissing, reason))
 		return
 	}
+	decide(m, rw, req, token, from)
+}
+
+// decide answers a request whose token has been read, from the cache or the IdP: it denies it, or
+// forwards it with the identity of the IdP's answer.
+func decide(m *middleware, rw http.ResponseWriter, req *http.Request, token string, from tokenFrom) {
 	v, now := lookup(m, req, token)
 	v = checkTime(v, now)
 	if v.status != 0 {
@@ -111,7 +123,7 @@ func lookup(m *middleware, req *http.Request, token string) (*verdict, int64) {
 	} else {
 		var reason string
 		if rendered, reason = renderFor(m, req); reason != "" {
-			return reject(http.StatusServiceUnavailable, nil, "introspection failed"), 0
+			return reject(statusUnavailable, nil, "introspection failed"), 0
 		}
 		key = tokenKey(token, rendered, m.idp.templated)
 	}
@@ -156,7 +168,7 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 			return
 		}
 		r := recover()
-		v = reject(http.StatusServiceUnavailable, nil, "internal error")
+		v = reject(statusUnavailable, nil, "internal error")
 		now = 0
 		publish(c, key, p, v, nil, false)
 		m.logf("error", "introspection failed: internal error ("+panicText(r)+")")
@@ -164,7 +176,12 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 	// The call outlives the leader's request if that one is cancelled: others may be waiting
 	// (askIdP makes it in a context of its own).
 	var answered bool
-	v, answered = askTiers(m, rendered, token, key)
+	if m.settings.shared == nil {
+		// askTiers, without a shared tier: apart so that a miss pays for none of its frame slots.
+		v, _, answered = askIdP(m, rendered, token)
+	} else {
+		v, answered = askTiers(m, rendered, token, key)
+	}
 	now = time.Now().Unix()
 	if answered {
 		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:
@@ -183,7 +200,7 @@ func awaitLeader(p *pending, req *http.Request) (*verdict, int64) {
 	if firstReady(p.done, req.Context().Done()) {
 		return p.v, time.Now().Unix()
 	}
-	return reject(http.StatusServiceUnavailable, nil, "request ended while waiting for introspection"), 0
+	return reject(statusUnavailable, nil, "request ended while waiting for introspection"), 0
 }
 
 // failedMiss publishes the outcome of an introspection that got no answer: a cached answer within
@@ -221,7 +238,7 @@ func askIdP(m *middleware, rendered http.Header, token string) (*verdict, map[st
 	}
 	if reason != "" {
 		m.logf("error", "introspection failed: "+reason)
-		return reject(http.StatusServiceUnavailable, nil, "introspection failed"), nil, false
+		return reject(statusUnavailable, nil, "introspection failed"), nil, false
 	}
 	return judge(m.settings, claims), claims, true
 }

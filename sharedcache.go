@@ -191,13 +191,10 @@ func sharedMarkerKey(t *sharedTier, sum cacheKey) string {
 }
 
 // askTiers answers a local miss of key: from Redis when it holds the answer, or else from the
-// IdP, whose answer then goes to Redis. answered is false when no answer came (askIdP).
+// IdP, whose answer then goes to Redis. answered is false when no answer came (askIdP). Only a
+// configuration with cache.redis calls it.
 func askTiers(m *middleware, rendered http.Header, token string, local cacheKey) (*verdict, bool) {
 	t := m.settings.shared
-	if t == nil {
-		v, _, answered := askIdP(m, rendered, token)
-		return v, answered
-	}
 	key := sharedAnswerKey(t, local)
 	sum := local // the token's SHA-256, unless rendered templates joined it
 	if m.cache.keyed {

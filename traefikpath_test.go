@@ -26,142 +26,6 @@ import (
 	"github.com/traefik/yaegi/stdlib"
 )
 
-// leastHitSource is the least a correct cache hit can do under Yaegi: find the one token header,
-// check its scheme, hash the token, look the digest up under a read lock, check the entry's
-// validity window against the clock, set one identity header and call next. It is what no
-// rewrite of the hit path can go under, so the distance from the floor to it is the part of the
-// hit that only a faster interpreter would remove.
-const leastHitSource = `package leasthit
-
-import (
-	"context"
-	"crypto/sha256"
-	"net/http"
-	"strings"
-	"sync"
-	"time"
-)
-
-type Config struct{}
-
-func CreateConfig() *Config { return &Config{} }
-
-type entry struct {
-	from, until int64
-	group       string
-}
-
-type LeastHit struct {
-	next    http.Handler
-	mu      *sync.RWMutex
-	entries map[[32]byte]*entry
-}
-
-func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
-	token := "2YotnFZFEjr1zCsicMWpAA-bench-token"
-	entries := map[[32]byte]*entry{sha256.Sum256([]byte(token)): {from: 0, until: 1 << 62, group: "admin"}}
-	return &LeastHit{next: next, mu: &sync.RWMutex{}, entries: entries}, nil
-}
-
-func (p *LeastHit) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	vals := req.Header["Authorization"]
-	if len(vals) != 1 || len(vals[0]) <= 7 || !strings.EqualFold(vals[0][:7], "Bearer ") {
-		http.Error(rw, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	p.mu.RLock()
-	e := p.entries[sha256.Sum256([]byte(vals[0][7:]))]
-	p.mu.RUnlock()
-	now := time.Now().Unix()
-	if e == nil || now >= e.until || now < e.from {
-		http.Error(rw, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	req.Header["Group"] = []string{e.group}
-	p.next.ServeHTTP(rw, req)
-}
-`
-
-// leastMissSource is the least a correct miss can do under Yaegi: find the token, POST it
-// form-encoded with Basic client credentials to the endpoint with a deadline, check the status and
-// the media type, decode the JSON object with numbers kept as text, check active, evaluate one
-// claim, set one identity header and call next. No cache, no coalescing, no retries and no time
-// claims: it is what no rewrite of the miss path can go under. IDP_URL is replaced by the bench
-// IdP's address.
-const leastMissSource = `package leastmiss
-
-import (
-	"context"
-	"encoding/json"
-	"io"
-	"mime"
-	"net/http"
-	"net/url"
-	"strings"
-	"time"
-)
-
-type Config struct{}
-
-func CreateConfig() *Config { return &Config{} }
-
-type LeastMiss struct {
-	next   http.Handler
-	client *http.Client
-}
-
-func New(ctx context.Context, next http.Handler, config *Config, name string) (http.Handler, error) {
-	return &LeastMiss{next: next, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}, nil
-}
-
-func (p *LeastMiss) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	vals := req.Header["Authorization"]
-	if len(vals) != 1 || len(vals[0]) <= 7 || !strings.EqualFold(vals[0][:7], "Bearer ") {
-		http.Error(rw, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	ctx, cancel := context.WithTimeout(req.Context(), 5*time.Second)
-	defer cancel()
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, "IDP_URL", strings.NewReader("token="+url.QueryEscape(vals[0][7:])))
-	if err != nil {
-		http.Error(rw, "Service Unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	out.SetBasicAuth("rs-basic", "rs-basic-secret")
-	out.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	out.Header.Set("Accept", "application/json")
-	resp, err := p.client.Do(out)
-	if err != nil {
-		http.Error(rw, "Service Unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	defer resp.Body.Close()
-	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if resp.StatusCode != http.StatusOK || err != nil || mt != "application/json" {
-		http.Error(rw, "Service Unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<20))
-	dec.UseNumber()
-	var claims map[string]any
-	if dec.Decode(&claims) != nil {
-		http.Error(rw, "Service Unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	if active, _ := claims["active"].(bool); !active {
-		http.Error(rw, "Unauthorized", http.StatusUnauthorized)
-		return
-	}
-	group, _ := claims["grp"].(string)
-	if group != "admin" {
-		http.Error(rw, "Forbidden", http.StatusForbidden)
-		return
-	}
-	req.Header["Group"] = []string{group}
-	p.next.ServeHTTP(rw, req)
-}
-`
-
 // benchIDP answers like node-oidc-provider: active for any token but those starting "bogus".
 // calls counts the introspections, so that a row can show it made the calls it should.
 func benchIDP(b *testing.B, calls *atomic.Int64) string {
@@ -178,9 +42,11 @@ func benchIDP(b *testing.B, calls *atomic.Int64) string {
 	return srv.URL
 }
 
-// interpretSource loads a one-file plugin without options, package pkg, as Traefik would. The
-// floor is the bench's and the e2e suite's pass-through plugin, read from e2e/testdata.
-func interpretSource(b *testing.B, pkg, source string) http.Handler {
+// interpretSource loads a one-file plugin, package pkg, as Traefik would, with its CreateConfig's
+// configuration and the string fields of set changed. The floor is the bench's and the e2e
+// suite's pass-through plugin, read from e2e/testdata; least-hit and least-miss, the floors of a
+// hit and a miss, are make bench's too (bench/least).
+func interpretSource(b *testing.B, pkg, source string, set map[string]string) http.Handler {
 	gopath := b.TempDir()
 	dir := filepath.Join(gopath, "src", "example.test", pkg)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -204,7 +70,11 @@ func interpretSource(b *testing.B, pkg, source string) http.Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(http.Handler(http.NotFoundHandler())), fnConfig.Call(nil)[0], reflect.ValueOf(pkg + "@bench")})
+	config := fnConfig.Call(nil)[0]
+	for field, value := range set {
+		config.Elem().FieldByName(field).SetString(value)
+	}
+	out := fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(http.Handler(http.NotFoundHandler())), config, reflect.ValueOf(pkg + "@bench")})
 	return out[0].Interface().(http.Handler)
 }
 
@@ -249,9 +119,9 @@ func BenchmarkTraefikPath(b *testing.B) {
 		fresh bool   // a new token on each request, as a flood of new tokens sends
 		want  int    // the status: next answers 404
 	}{
-		{name: "floor", want: 404, h: interpretSource(b, "passthrough", readSource(b, "e2e/testdata/passthrough/passthrough.go")), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
-		{name: "least-hit", want: 404, h: interpretSource(b, "leasthit", leastHitSource), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
-		{name: "least-miss", want: 404, h: interpretSource(b, "leastmiss", strings.Replace(leastMissSource, "IDP_URL", idp, 1)), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
+		{name: "floor", want: 404, h: interpretSource(b, "passthrough", readSource(b, "e2e/testdata/passthrough/passthrough.go"), nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		{name: "least-hit", want: 404, h: interpretSource(b, "leasthit", readSource(b, "bench/least/hit/leasthit.go"), nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		{name: "least-miss", want: 404, h: interpretSource(b, "leastmiss", readSource(b, "bench/least/miss/leastmiss.go"), map[string]string{"URL": idp}), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "hit", want: 404, h: build("hit@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "miss", want: 404, h: build("miss@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "bogus", want: 401, h: build("bogus@bench", nil), auth: "Bearer bogus-2YotnFZFEjr1zCsicMWpAA", calls: true},

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,8 +17,8 @@ type verdict struct {
 	challenge  []string // the WWW-Authenticate value of a denial, if any
 	retryAfter []string // the Retry-After value of a 503 the IdP guard gave, if any
 	reason     string   // why, for the log; never contains the token
-	exp        int64    // Unix time from which the token is expired; math.MaxInt64 when unknown
-	nbf        int64    // Unix time before which the token is not valid; math.MinInt64 when unknown
+	exp        int64    // Unix time from which the token is expired; noExp when unknown
+	nbf        int64    // Unix time before which the token is not valid; noNbf when unknown
 	// names and values are the forwardHeaders to set, aligned: the verdict carries the header names
 	// it was computed with, so no reader can apply its values under another layout.
 	names  []string
@@ -33,25 +31,25 @@ type verdict struct {
 
 // judge derives the verdict from an introspection answer.
 func judge(s *settings, claims map[string]any) *verdict {
-	// RFC 7662 section 2.2: only the JSON boolean true means active.
-	if active, ok := claims["active"].(bool); !ok || !active {
-		return reject(http.StatusUnauthorized, challengeInvalid, "token is not active")
+	// RFC 7662 section 2.2: only the JSON boolean true means active (anything else asserts false).
+	if active, _ := claims["active"].(bool); !active {
+		return reject(statusUnauthorized, challengeInvalid, "token is not active")
 	}
-	v := &verdict{exp: math.MaxInt64, nbf: math.MinInt64}
+	v := &verdict{exp: noExp, nbf: noNbf}
 	var ok bool
 	// claims[k] is nil for an absent claim too: either way the bound stays open.
 	if raw := claims["exp"]; raw != nil {
 		if v.exp, ok = timeClaim(raw); !ok {
-			return reject(http.StatusServiceUnavailable, nil, "answer has a malformed exp")
+			return reject(statusUnavailable, nil, "answer has a malformed exp")
 		}
 	}
 	if raw := claims["nbf"]; raw != nil {
 		if v.nbf, ok = timeClaim(raw); !ok {
-			return reject(http.StatusServiceUnavailable, nil, "answer has a malformed nbf")
+			return reject(statusUnavailable, nil, "answer has a malformed nbf")
 		}
 	}
 	if s.claims != nil && !evalClaims(s.claims, claims) {
-		v.status = http.StatusForbidden
+		v.status = statusForbidden
 		v.challenge = challengeScope
 		v.reason = "claims expression is false"
 		return v
@@ -62,12 +60,12 @@ func judge(s *settings, claims map[string]any) *verdict {
 	for i, f := range forward {
 		val, ok := forwardValue(claims, f.path)
 		if !ok {
-			return reject(http.StatusServiceUnavailable, nil, "claim for "+f.name+" has a control character")
+			return reject(statusUnavailable, nil, "claim for "+f.name+" has a control character")
 		}
 		v.values[i] = val
 	}
 	if s.usernamePath != nil && !setUser(v, claims, s.usernamePath) {
-		return reject(http.StatusServiceUnavailable, nil, "usernameClaim has a control character")
+		return reject(statusUnavailable, nil, "usernameClaim has a control character")
 	}
 	return v
 }
@@ -102,11 +100,11 @@ func timeClaim(raw any) (int64, bool) {
 	}
 	// Clamp before converting: a float beyond the int64 range converts to an arbitrary value (an nbf
 	// of 1e19 would become MinInt64, "valid since forever").
-	if f >= math.MaxInt64 {
-		return math.MaxInt64, true
+	if f >= noExp {
+		return noExp, true
 	}
-	if f <= math.MinInt64 {
-		return math.MinInt64, true
+	if f <= noNbf {
+		return noNbf, true
 	}
 	return int64(f), true
 }
@@ -126,28 +124,37 @@ func checkTime(v *verdict, now int64) *verdict {
 		return v
 	}
 	if now >= v.exp {
-		return reject(http.StatusUnauthorized, challengeInvalid, "token expired")
+		return reject(statusUnauthorized, challengeInvalid, "token expired")
 	}
-	return reject(http.StatusUnauthorized, challengeInvalid, "token not yet valid")
+	return reject(statusUnauthorized, challengeInvalid, "token not yet valid")
 }
 
 // reject builds the verdict of a request that may not pass.
 func reject(status int, challenge []string, reason string) *verdict {
-	return &verdict{status: status, challenge: challenge, reason: reason, exp: math.MaxInt64, nbf: math.MinInt64}
+	return &verdict{status: status, challenge: challenge, reason: reason, exp: noExp, nbf: noNbf}
 }
 
 // forwardValue renders a claim as a header value: strings as they are, numbers without exponent,
 // booleans as true/false, arrays comma-joined and objects as JSON. A missing claim gives "".
 // ok is false when the value cannot travel in a header (a control character).
 func forwardValue(claims map[string]any, path []string) (string, bool) {
-	raw, _ := lookupClaim(claims, path)
-	text, isString := raw.(string)
-	if !isString {
-		if raw == nil {
-			return "", true
-		}
-		text = headerText(raw)
+	// lookupClaim, written out for the usual top-level claim: a call costs more than this.
+	var raw any
+	if len(path) == 1 {
+		raw = claims[path[0]]
+	} else {
+		raw, _ = lookupNested(claims, path)
 	}
+	switch x := raw.(type) {
+	case string:
+		return x, validHeaderValue(x)
+	case nil:
+		return "", true
+	case json.Number:
+		// The decoder let only a JSON number literal through: digits, signs, '.', 'e' and 'E'.
+		return numberText(string(x)), true
+	}
+	text := headerText(raw)
 	return text, validHeaderValue(text)
 }
 

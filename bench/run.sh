@@ -13,9 +13,12 @@
 #   5  the IdP's own introspection endpoint, measured directly
 #   6  our plugin, a new bogus token for every request (a 401 after an IdP call)
 #   7  our plugin, a malformed header ("Bearer Bearer T": a 401 without an IdP call)
+#   8  least-hit: the least a correct cache hit can do, as a plugin (the floor of a hit)
+#   9  least-miss: the least a correct introspection can do, as a plugin (the floor of a miss)
 #   +  a flood of random bogus tokens against a negative-caching route (Traefik's memory)
 #
-# and prints one table. Every row is measured BENCH_REPEATS times, in rounds (rows 1-7, then again),
+# and prints one table. Rows 8 and 9 are the plugins of bench/least, which BenchmarkTraefikPath runs
+# too: what no rewrite of the hit and miss paths could go under with this interpreter. Every row is measured BENCH_REPEATS times, in rounds (rows 1-7, then again),
 # so that a drift of the machine reaches every row alike; the table shows min/median/max.
 # Traefik runs alone on CPU 0; wrk, the IdP and the backend share CPU 1.
 # The setup it shares with bench/chaos.sh (processes, readiness, Traefik's configuration) is in
@@ -121,11 +124,14 @@ HOT_TOKEN="$(head -n 1 "${WORK}/tokens.txt")"
 
 layout_our_plugin
 layout_plugin "${PASS_MODULE}" "${REPO}/e2e/testdata/passthrough" passthrough.go go.mod .traefik.yml
+layout_plugin github.com/tokengate/leasthit "${BENCH_DIR}/least/hit" leasthit.go go.mod .traefik.yml
+layout_plugin github.com/tokengate/leastmiss "${BENCH_DIR}/least/miss" leastmiss.go go.mod .traefik.yml
 
 WEB_PORT="$(free_port)"
 API_PORT="$(free_port)" # pprof (api.debug) for the profiles after the rows
 WEB="http://127.0.0.1:${WEB_PORT}"
-write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MODULE}" passthrough="${PASS_MODULE}"
+write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MODULE}" passthrough="${PASS_MODULE}" \
+  leasthit=github.com/tokengate/leasthit leastmiss=github.com/tokengate/leastmiss
 
 # The Hub manifest of the README; auth-miss is the same under another name (its own cache), and
 # flood adds negative caching.
@@ -151,10 +157,18 @@ EOF
   router auth /auth auth
   router auth-miss /auth-miss auth-miss
   router flood /flood flood
+  router least-hit /least-hit least-hit
+  router least-miss /least-miss least-miss
   echo "  middlewares:"
   echo "    passthrough:"
   echo "      plugin:"
   echo "        passthrough: {}"
+  echo "    least-hit:"
+  echo "      plugin:"
+  echo "        leasthit: {token: \"${HOT_TOKEN}\", group: admin}"
+  echo "    least-miss:"
+  echo "      plugin:"
+  echo "        leastmiss: {url: \"${INTROSPECT_URL}\"}"
   auth_mw auth
   auth_mw auth-miss
   auth_mw flood '{negativeTtlSeconds: "60", maxEntries: "10000"}'
@@ -170,6 +184,8 @@ wait_for 60 "${TRAEFIK_PID}" "Traefik (/none)" http_is 200 "${WEB}/none"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/pass)" http_is 200 "${WEB}/pass"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth)" http_is 200 "${WEB}/auth" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-miss)" http_is 200 "${WEB}/auth-miss" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-hit)" http_is 200 "${WEB}/least-hit" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-miss)" http_is 200 "${WEB}/least-miss" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/flood)" http_is 401 "${WEB}/flood" -H "Authorization: Bearer bogus-ready"
 http_is 401 "${WEB}/auth" || die "/auth without a token should answer 401"
 RSS_START="$(rss_kib "${TRAEFIK_PID}")"
@@ -184,7 +200,7 @@ LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 FIRST_MISS=$((2 + WARM_TOKENS))
 TOKS="${WORK}/tokens.txt"
-ROWS=(1 2 3 4 5 6 7)
+ROWS=(1 2 8 3 9 4 5 6 7) # the table's order: each floor above its row
 declare -A SETUP RESULT RSS CPUREQ CORE0 CORE1
 SETUP[1]="Traefik, no middleware (ceiling)"
 SETUP[2]="pass-through Yaegi plugin (floor)"
@@ -193,6 +209,8 @@ SETUP[4]="our plugin, a new token per request (misses)"
 SETUP[5]="IdP introspection endpoint, direct"
 SETUP[6]="our plugin, a new bogus token per request"
 SETUP[7]="our plugin, malformed header (no IdP call)"
+SETUP[8]="least-hit plugin (the floor of a hit)"
+SETUP[9]="least-miss plugin (the floor of a miss)"
 
 # row N R URL: repeat R of row N: a warm-up with wrk options OPTS and script arguments WARM, then
 # the measured run with OPTS and MEAS. Records the result, Traefik's RSS after the run, and during
@@ -234,6 +252,12 @@ for ((r = 1; r <= REPEATS; r++)); do
   # Row 7: one malformed header, refused before any cache or IdP work.
   OPTS=(-H "Authorization: Bearer Bearer ${HOT_TOKEN}") WARM=(statuses) MEAS=(statuses)
   row 7 "$r" "${WEB}/auth"
+  # Rows 8 and 9: the floors of a hit and of a miss. least-miss caches nothing, so every request
+  # is an introspection whichever token it brings, and its token list may wrap.
+  OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}") WARM=(plain) MEAS=(plain)
+  row 8 "$r" "${WEB}/least-hit"
+  OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}") MEAS=(bearer "${TOKS}" 2 $((NTOK - 1)))
+  row 9 "$r" "${WEB}/least-miss"
 done
 
 # Profiles: Traefik's own pprof (api.debug) while wrk drives hits, then misses, then malformed
@@ -344,6 +368,10 @@ echo
 echo "row 3 / row 2 (cache hit vs pass-through floor, median req/s): $(ratio "$(median $(rps_of 3))" "$(median $(rps_of 2))")"
 echo "row 3 / row 1 (cache hit vs no middleware, median req/s):      $(ratio "$(median $(rps_of 3))" "${R1}")"
 echo "row 4 / row 5 (misses vs the IdP's own rate, median req/s):   $(ratio "$(median $(rps_of 4))" "$(median $(rps_of 5))")"
+# over N FLOOR: row N's median Traefik CPU per request over row FLOOR's.
+over() { awk -v a="$(median $(cpu_of "$1"))" -v b="$(median $(cpu_of "$2"))" 'BEGIN {printf "%+.1f us", a - b}'; }
+echo "least-hit over the floor (row 8 - row 2, median CPU/req):       $(over 8 2); the hit over least-hit (row 3 - row 8): $(over 3 8)"
+echo "least-miss over the floor (row 9 - row 2, median CPU/req):      $(over 9 2); the miss over least-miss (row 4 - row 9): $(over 4 9)"
 echo "row 4 tokens: ${MISS_TOKENS} distinct per run for at most $(median $(of 4 requests)) requests (median); the lists wrapped $(of 4 wraps | sum) time(s) (0: every request was a miss)"
 echo "Traefik RSS: $(mib "${RSS_START}") once ready; after each row's last run as in the table."
 echo

@@ -1,0 +1,3 @@
+module github.com/tokengate/leasthit
+
+go 1.22

@@ -1,0 +1,3 @@
+module github.com/tokengate/leastmiss
+
+go 1.22
