@@ -236,10 +236,8 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 		return attemptResult{err: "building the request failed", outcome: callSkipped}
 	}
 	req.Header = c.base.Clone()
-	for k, v := range extra {
-		if _, ours := c.base[k]; !ours {
-			req.Header[k] = v
-		}
+	if extra != nil {
+		addRendered(req.Header, c.base, extra)
 	}
 	// Configured client authentication wins over an Authorization in clientConfig.headers.
 	if authorization != "" {
@@ -260,6 +258,16 @@ func attempt(c *idpClient, ctx context.Context, client *http.Client, form string
 		return attemptResult{err: reason, outcome: callFailed}
 	}
 	return attemptResult{claims: claims}
+}
+
+// addRendered adds the rendered header templates extra to h, except those that would replace one of
+// base's. (Apart from attempt so that a call without templates pays for none of the loop's slots.)
+func addRendered(h, base, extra http.Header) {
+	for k, v := range extra {
+		if _, ours := base[k]; !ours {
+			h[k] = v
+		}
+	}
 }
 
 // transportResult is the outcome of an exchange that failed in transport. It is worth retrying,

@@ -145,16 +145,18 @@ func forwardValue(claims map[string]any, path []string) (string, bool) {
 	} else {
 		raw, _ = lookupNested(claims, path)
 	}
-	switch x := raw.(type) {
-	case string:
-		return x, validHeaderValue(x)
-	case nil:
-		return "", true
-	case json.Number:
-		// The decoder let only a JSON number literal through: digits, signs, '.', 'e' and 'E'.
-		return numberText(string(x)), true
+	text, isString := raw.(string)
+	if isString {
+		return text, validHeaderValue(text)
 	}
-	text := headerText(raw)
+	if raw == nil {
+		return "", true
+	}
+	if n, isNumber := raw.(json.Number); isNumber {
+		// The decoder let only a JSON number literal through: digits, signs, '.', 'e' and 'E'.
+		return numberText(string(n)), true
+	}
+	text = headerText(raw)
 	return text, validHeaderValue(text)
 }
 
