@@ -116,22 +116,26 @@ func newEntry(c *verdictCache, v *verdict, now int64) *cacheEntry {
 	for _, value := range v.values {
 		e.size += len(value)
 	}
-	switch {
-	case v.status == 0 || v.status == statusForbidden:
+	switch v.status {
+	case 0, statusForbidden:
 		// An active answer: its verdict depends only on the answer and the immutable config.
 		e.freshUntil = capAt(now+c.ttl, v.exp)
 		if c.stale > 0 {
 			e.staleUntil = capAt(e.freshUntil+c.stale, v.exp)
 		}
-	case v.status == statusUnauthorized && c.negTTL > 0:
+	case statusUnauthorized:
+		// Without negative caching freshUntil is now, and the entry is not kept.
 		e.freshUntil = now + c.negTTL
 	default:
-		return nil // failures, and inactive answers without negative caching
+		return nil // failures
 	}
 	if e.freshUntil <= now || e.size > c.maxBytes {
 		return nil
 	}
-	setPass(e)
+	if v.status == 0 {
+		// setPass, written out: freshUntil is capped at exp already.
+		e.passFrom, e.passUntil = v.nbf, e.freshUntil
+	}
 	return e
 }
 

@@ -209,6 +209,25 @@ func TestExpiresDuringTheSecondOfExp(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer tok")
 		return fastHit(rig.m.fast, req) == fastPassed
 	})
+	// An entry without a pass window leaves the request to decide, which judges the same edges.
+	general := func(exp, nbf int64) {
+		plant(exp, nbf)
+		rig.m.cache.mu.Lock()
+		rig.m.cache.entries[key].passUntil = 0
+		rig.m.cache.mu.Unlock()
+	}
+	within("the general path taking a token in the second of its nbf", func(now int64) bool {
+		general(now+100, now)
+		return rig.do("tok").Code == http.StatusOK
+	})
+	within("the general path refusing a token in the second before its nbf", func(now int64) bool {
+		general(now+100, now+1)
+		return rig.do("tok").Code == http.StatusUnauthorized
+	})
+	within("the general path refusing a token in the second of its exp, without a pass window", func(now int64) bool {
+		general(now, now-10)
+		return rig.do("tok").Code == http.StatusUnauthorized
+	})
 	within("checkTime at the edges", func(now int64) bool {
 		// Each status gets a variable of its own: under Yaegi v0.16.1, call().field == x && ...
 		// panics or gives false (docs/development.md).

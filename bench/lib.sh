@@ -79,6 +79,20 @@ start_idp() {
   PIDS+=("${IDP_PID}")
 }
 
+# start_fastidp NAME [FLAG...]: bench/fastidp on a free port, on CPU 1, with the flags; built into
+# WORK/bin on the first call; its output in WORK/fastidp-NAME.out. Waits until it is ready and
+# sets FASTIDP_URL (its introspection endpoint) and FASTIDP_PID.
+start_fastidp() {
+  local name=$1
+  shift
+  [[ -x "${WORK}/bin/fastidp" ]] || (cd "${BENCH_DIR}" && GOWORK=off go build -o "${WORK}/bin/" ./fastidp)
+  "${PIN_LOAD[@]}" "${WORK}/bin/fastidp" "$@" >"${WORK}/fastidp-${name}.out" 2>"${WORK}/fastidp-${name}.log" &
+  FASTIDP_PID=$!
+  PIDS+=("${FASTIDP_PID}")
+  wait_for 30 "${FASTIDP_PID}" "the ${name} fastidp" grep -q '^IDP_READY ' "${WORK}/fastidp-${name}.out"
+  FASTIDP_URL="$(awk '/^IDP_READY / {print $2 "/introspect"; exit}' "${WORK}/fastidp-${name}.out")"
+}
+
 # write_static_config FILE WEB_PORT NAME=MODULE...: Traefik's static configuration: one entry point
 # on 127.0.0.1:WEB_PORT, log level ERROR to WORK/traefik.log, the local plugins named, and the
 # dynamic configuration from WORK/dynamic.yml (not watched).

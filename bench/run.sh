@@ -24,18 +24,30 @@
 # The setup it shares with bench/chaos.sh (processes, readiness, Traefik's configuration) is in
 # bench/lib.sh.
 #
-# Row 4 uses pre-minted tokens, cycled by wrk, with the default cache: every request brings a
-# token Traefik has never seen, so each one costs a real introspection plus a cache store (and,
-# past maxEntries, an eviction). One token with ttlSeconds 0 would not be a miss per request: the
-# plugin coalesces concurrent introspections of the same token. The token list is sized for the
-# run; the table says if it ever wrapped around.
+# The IdP of the rows that introspect (4, 5, 6 and 9) and of the flood is bench/fastidp by default
+# (BENCH_IDP=fast): a Go endpoint that answers at once, every token active (a second one, every
+# token inactive, for row 6 and the flood), so that Traefik's core, not the IdP, bounds those rows
+# as it bounds the others, and their CPU per request is measured at saturation like the floor's.
+# node-oidc-provider on the load core answers slower than the plugin asks; Traefik then idles
+# part of the time, and a process that idles spends more CPU per request (wake-ups, polling).
+# BENCH_IDP=node runs them against node-oidc-provider instead, as the rounds before did. Rows 3 and
+# 7 always use node-oidc-provider (one minted token).
+#
+# Row 4 sends a token Traefik has never seen on every request, with the default cache: each one
+# costs a real introspection plus a cache store (and, past maxEntries, an eviction). One token
+# with ttlSeconds 0 would not be a miss per request: the plugin coalesces concurrent
+# introspections of the same token. With fastidp the tokens are numbered (wrk's fresh mode); with
+# node they are pre-minted and cycled, the list sized for the run, and the table says if it ever
+# wrapped around.
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION     seconds per measured row [10]
 #   BENCH_REPEATS      measured runs of each row [3]
 #   BENCH_WARMUP       seconds of warm-up before each row [3]
 #   BENCH_CONNECTIONS  wrk connections [32]
-#   BENCH_MISS_TOKENS  tokens for each of row 4's measured runs [BENCH_DURATION * 2500]
+#   BENCH_IDP          fast (bench/fastidp) or node: the IdP of rows 4, 5, 6, 9 and the flood [fast]
+#   BENCH_MISS_TOKENS  with BENCH_IDP=node, tokens for each of row 4's measured runs
+#                      [BENCH_DURATION * 4000]
 #   BENCH_PROFILE      if 0, skip the CPU and allocation profiles of a hit and a miss taken from
 #                      Traefik's pprof after the rows [1]
 #   BENCH_KEEP         if set, keep the work directory (configs, logs, tokens); it is always kept
@@ -51,7 +63,9 @@ DURATION="${BENCH_DURATION:-10}"
 REPEATS="${BENCH_REPEATS:-3}"
 WARMUP="${BENCH_WARMUP:-3}"
 CONNS="${BENCH_CONNECTIONS:-32}"
-MISS_TOKENS="${BENCH_MISS_TOKENS:-$((DURATION * 2500))}"
+IDP_KIND="${BENCH_IDP:-fast}"
+[[ "${IDP_KIND}" == fast || "${IDP_KIND}" == node ]] || die "BENCH_IDP must be fast or node, not ${IDP_KIND}"
+MISS_TOKENS="${BENCH_MISS_TOKENS:-$((DURATION * 4000))}"
 WARM_TOKENS=3000 # row 4's warm-up uses its own tokens, never reused in the measured run
 
 # ---------------------------------------------------------------------------------------------
@@ -106,12 +120,22 @@ wait_for 30 "${BACKEND_PID}" "the backend" http_is 200 "http://127.0.0.1:${BACKE
 wait_for 60 "${IDP_PID}" "the IdP" grep -q '^IDP_READY ' "${WORK}/idp.out"
 IDP_URL="$(awk '/^IDP_READY / {print $2; exit}' "${WORK}/idp.out")"
 INTROSPECT_URL="${IDP_URL}/token/introspection"
+# MISS_URL answers rows 4, 5 and 9; BOGUS_URL row 6 and the flood.
+MISS_URL="${INTROSPECT_URL}" BOGUS_URL="${INTROSPECT_URL}"
+if [[ "${IDP_KIND}" == fast ]]; then
+  start_fastidp active
+  MISS_URL="${FASTIDP_URL}"
+  start_fastidp inactive -inactive
+  BOGUS_URL="${FASTIDP_URL}"
+  MISS_TOKENS=0 # row 4 numbers its tokens
+fi
 RS_BASIC="$(printf '%s' 'rs-basic:rs-basic-secret' | base64)"
 
 # Tokens: line 1 is the hot token (row 3), the next WARM_TOKENS warm row 4 up, the rest are row 4's,
 # MISS_TOKENS for each repeat.
 # The miss profile takes fresh ones after those.
 PROFILE_TOKENS=$((12 * 2000))
+[[ "${IDP_KIND}" == node ]] || PROFILE_TOKENS=0
 NTOK=$((1 + WARM_TOKENS + MISS_TOKENS * REPEATS + PROFILE_TOKENS))
 say "minting ${NTOK} tokens (app-admin, client_credentials)"
 "${WORK}/bin/mint" -url "${IDP_URL}/token" -n "${NTOK}" -c 16 >"${WORK}/tokens.txt" 2>"${WORK}/mint.log" \
@@ -135,19 +159,19 @@ write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MO
 
 # The Hub manifest of the README; auth-miss is the same under another name (its own cache), and
 # flood adds negative caching.
-auth_mw() { # auth_mw NAME [cache yaml]
+auth_mw() { # auth_mw NAME URL [cache yaml]
   cat <<EOF
     $1:
       plugin:
         oAuthIntrospection:
           tokenSource: {header: Authorization, headerAuthScheme: Bearer}
           clientConfig:
-            url: "${INTROSPECT_URL}"
+            url: "$2"
             headers: {Authorization: "Basic ${RS_BASIC}"}
           forwardHeaders: {Group: grp, Expires-At: exp}
           claims: "Equals(\`grp\`, \`admin\`)"
 EOF
-  [[ -z "${2:-}" ]] || printf '          cache: %s\n' "$2"
+  [[ -z "${3:-}" ]] || printf '          cache: %s\n' "$3"
 }
 {
   echo "http:"
@@ -156,6 +180,7 @@ EOF
   router pass /pass passthrough
   router auth /auth auth
   router auth-miss /auth-miss auth-miss
+  router auth-bogus /auth-bogus auth-bogus
   router flood /flood flood
   router least-hit /least-hit least-hit
   router least-miss /least-miss least-miss
@@ -168,10 +193,11 @@ EOF
   echo "        leasthit: {token: \"${HOT_TOKEN}\", group: admin}"
   echo "    least-miss:"
   echo "      plugin:"
-  echo "        leastmiss: {url: \"${INTROSPECT_URL}\"}"
-  auth_mw auth
-  auth_mw auth-miss
-  auth_mw flood '{negativeTtlSeconds: "60", maxEntries: "10000"}'
+  echo "        leastmiss: {url: \"${MISS_URL}\"}"
+  auth_mw auth "${INTROSPECT_URL}"
+  auth_mw auth-miss "${MISS_URL}"
+  auth_mw auth-bogus "${BOGUS_URL}"
+  auth_mw flood "${BOGUS_URL}" '{negativeTtlSeconds: "60", maxEntries: "10000"}'
   backend_service
 } >"${WORK}/dynamic.yml"
 
@@ -184,6 +210,7 @@ wait_for 60 "${TRAEFIK_PID}" "Traefik (/none)" http_is 200 "${WEB}/none"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/pass)" http_is 200 "${WEB}/pass"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth)" http_is 200 "${WEB}/auth" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-miss)" http_is 200 "${WEB}/auth-miss" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-bogus)" http_is 401 "${WEB}/auth-bogus" -H "Authorization: Bearer bogus-ready"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-hit)" http_is 200 "${WEB}/least-hit" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-miss)" http_is 200 "${WEB}/least-miss" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/flood)" http_is 401 "${WEB}/flood" -H "Authorization: Bearer bogus-ready"
@@ -240,15 +267,16 @@ for ((r = 1; r <= REPEATS; r++)); do
   # before (the warm-up tokens of later runs are hits by then, which only warms less).
   OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}")
   MEAS=(bearer "${TOKS}" $((FIRST_MISS + (r - 1) * MISS_TOKENS)) "${MISS_TOKENS}")
+  [[ "${IDP_KIND}" == node ]] || WARM=(fresh "warm${r}-$$") MEAS=(fresh "run${r}-$$")
   row 4 "$r" "${WEB}/auth-miss"
   # Row 5: wrk against the IdP itself, as the plugin calls it (Traefik idles).
   OPTS=(-H "Authorization: Basic ${RS_BASIC}") WARM=(introspect "${TOKS}" 2 "${WARM_TOKENS}")
   MEAS=(introspect "${TOKS}" 2 $((NTOK - 1)))
-  row 5 "$r" "${INTROSPECT_URL}"
+  row 5 "$r" "${MISS_URL}"
   # Row 6: a bogus token never sent before on every request, on a route without negative caching:
   # each is an introspection answered inactive, then a 401.
   OPTS=() WARM=(flood "warm${r}-${RANDOM}-$$") MEAS=(flood "run${r}-${RANDOM}-$$")
-  row 6 "$r" "${WEB}/auth-miss"
+  row 6 "$r" "${WEB}/auth-bogus"
   # Row 7: one malformed header, refused before any cache or IdP work.
   OPTS=(-H "Authorization: Bearer Bearer ${HOT_TOKEN}") WARM=(statuses) MEAS=(statuses)
   row 7 "$r" "${WEB}/auth"
@@ -257,6 +285,7 @@ for ((r = 1; r <= REPEATS; r++)); do
   OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}") WARM=(plain) MEAS=(plain)
   row 8 "$r" "${WEB}/least-hit"
   OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}") MEAS=(bearer "${TOKS}" 2 $((NTOK - 1)))
+  [[ "${IDP_KIND}" == node ]] || WARM=(fresh "warm${r}-$$") MEAS=(fresh "run${r}-$$")
   row 9 "$r" "${WEB}/least-miss"
 done
 
@@ -282,7 +311,11 @@ if [[ "${BENCH_PROFILE:-1}" != 0 ]]; then
   OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}")
   profile hit "${WEB}/auth" plain
   OPTS=()
-  profile miss "${WEB}/auth-miss" bearer "${TOKS}" $((FIRST_MISS + REPEATS * MISS_TOKENS)) "${PROFILE_TOKENS}"
+  if [[ "${IDP_KIND}" == node ]]; then
+    profile miss "${WEB}/auth-miss" bearer "${TOKS}" $((FIRST_MISS + REPEATS * MISS_TOKENS)) "${PROFILE_TOKENS}"
+  else
+    profile miss "${WEB}/auth-miss" fresh "profile-$$"
+  fi
   OPTS=(-H "Authorization: Bearer Bearer ${HOT_TOKEN}")
   profile malformed "${WEB}/auth" statuses
 fi
@@ -316,6 +349,12 @@ echo "Traefik:  $("${TRAEFIK}" version 2>/dev/null | awk '/^Version:/ {v=$2} /^G
 echo "Tools:    $(go version | awk '{print $3}'), node $(node --version), $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}')"
 echo "Layout:   Traefik pinned to CPU 0 (taskset -c 0, so GOMAXPROCS=1); wrk (-t1 -c${CONNS}), the IdP"
 echo "          (node) and the Go backend share CPU 1. Each row: ${WARMUP}s warm-up, ${DURATION}s measured."
+if [[ "${IDP_KIND}" == fast ]]; then
+  echo "IdP:      rows 4, 5, 6, 9 and the flood: bench/fastidp (Go, answers at once; BENCH_IDP=fast);"
+  echo "          rows 3 and 7: node-oidc-provider"
+else
+  echo "IdP:      node-oidc-provider for every row (BENCH_IDP=node)"
+fi
 echo
 echo "== Go micro-benchmark (go test -bench; unpinned, run before the services start)"
 echo "BenchmarkCacheHit is compiled; BenchmarkTraefikPath runs the plugin interpreted by Yaegi, built and"
@@ -372,7 +411,11 @@ echo "row 4 / row 5 (misses vs the IdP's own rate, median req/s):   $(ratio "$(m
 over() { awk -v a="$(median $(cpu_of "$1"))" -v b="$(median $(cpu_of "$2"))" 'BEGIN {printf "%+.1f us", a - b}'; }
 echo "least-hit over the floor (row 8 - row 2, median CPU/req):       $(over 8 2); the hit over least-hit (row 3 - row 8): $(over 3 8)"
 echo "least-miss over the floor (row 9 - row 2, median CPU/req):      $(over 9 2); the miss over least-miss (row 4 - row 9): $(over 4 9)"
-echo "row 4 tokens: ${MISS_TOKENS} distinct per run for at most $(median $(of 4 requests)) requests (median); the lists wrapped $(of 4 wraps | sum) time(s) (0: every request was a miss)"
+if [[ "${IDP_KIND}" == node ]]; then
+  echo "row 4 tokens: ${MISS_TOKENS} distinct per run for at most $(median $(of 4 requests)) requests (median); the lists wrapped $(of 4 wraps | sum) time(s) (0: every request was a miss)"
+else
+  echo "row 4 tokens: a new numbered token on every request (every request was a miss)"
+fi
 echo "Traefik RSS: $(mib "${RSS_START}") once ready; after each row's last run as in the table."
 echo
 for name in "${PROFILES[@]}"; do
