@@ -108,6 +108,9 @@ var claimsFuncs = []claimsFuncSpec{
 type claimsProgram struct {
 	root  claimsNode
 	steps []claimsStep
+	// single is the program's one call when it is nothing else, as most expressions are
+	// (Equals(`grp`, `admin`)): evalClaims then runs no step loop.
+	single *callExpr
 }
 
 // claimsStep is one step of a claimsProgram. The steps share one boolean register: stepCall sets it,
@@ -132,7 +135,11 @@ const (
 
 // newClaimsProgram compiles root.
 func newClaimsProgram(root claimsNode) *claimsProgram {
-	return &claimsProgram{root: root, steps: compileClaims(root, nil)}
+	p := &claimsProgram{root: root, steps: compileClaims(root, nil)}
+	if len(p.steps) == 1 && p.steps[0].op == stepCall {
+		p.single = p.steps[0].call
+	}
+	return p
 }
 
 // compileClaims appends the steps that leave the value of x in the register.
@@ -171,11 +178,19 @@ func compileChain(list []claimsNode, jump claimsOp, steps []claimsStep) []claims
 	return steps
 }
 
-// evalClaims runs the steps of p on claims. It only reads the program and the claims, so one program serves
+// evalClaims runs p on claims. It only reads the program and the claims, so one program serves
 // concurrent requests.
 func evalClaims(p *claimsProgram, claims map[string]any) bool {
+	if p.single != nil {
+		return evalCall(p.single, claims)
+	}
+	return runSteps(p.steps, claims)
+}
+
+// runSteps runs a program's steps. (Apart from evalClaims so that a one-call program pays for
+// none of the loop's frame slots.)
+func runSteps(steps []claimsStep, claims map[string]any) bool {
 	reg := false
-	steps := p.steps
 	for i := 0; i < len(steps); i++ {
 		switch steps[i].op {
 		case stepCall:
@@ -216,6 +231,10 @@ func evalCall(c *callExpr, claims map[string]any) bool {
 	}
 	if arr, isArr := v.([]any); isArr {
 		return evalArray(c, arr)
+	}
+	if s, isStr := v.(string); isStr && c.fn == funcEquals {
+		// matchClaim's commonest case, without its call.
+		return s == c.args[0]
 	}
 	return matchClaim(c, v, false)
 }

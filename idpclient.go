@@ -171,7 +171,10 @@ func introspect(c *idpClient, deadline time.Time, extra http.Header, token strin
 	if r.err != "" {
 		r = retry(c, ctx, client, form, extra, r)
 	}
-	callEnded(g, probe, r.outcome, r.err)
+	if r.outcome != callAnswered || probe || g.troubled.Load() {
+		// callEnded's test, written out: a clean answer to a healthy breaker changes nothing.
+		callEnded(g, probe, r.outcome, r.err)
+	}
 	return r.claims, r.err
 }
 

@@ -100,12 +100,33 @@ func serve(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	decide(m, rw, req, token, from)
 }
 
-// decide answers a request whose token has been read, from the cache or the IdP: it denies it, or
-// forwards it with the identity of the IdP's answer.
+// decide answers a request whose token has been read: with the cached verdict while it is fresh,
+// or else with the IdP's (resolveMiss). It denies the request, or forwards it with the identity of
+// the answer. The verdict is checked at the time of the lookup for a cached answer, and at the time
+// the answer arrived for a new one, since the IdP may take up to timeoutSeconds to answer. (The
+// lookup and the time check are written out here: a call costs the interpreter more than they do.)
 func decide(m *middleware, rw http.ResponseWriter, req *http.Request, token string, from tokenFrom) {
-	v, now := lookup(m, req, token)
-	// A verdict that forwards within its validity (validAt) skips checkTime's two calls: every
-	// request that passes here takes this path.
+	var key cacheKey
+	var rendered http.Header // nil unless some header is templated
+	if m.idp.templated == nil {
+		key = sha256.Sum256([]byte(token))
+	} else if rendered, key = templatedKey(m, req, token); rendered == nil {
+		deny(m, rw, reject(statusUnavailable, nil, "introspection failed"))
+		return
+	}
+	now := time.Now().Unix()
+	c := m.cache
+	c.mu.RLock()
+	e := c.entries[key]
+	c.mu.RUnlock()
+	var v *verdict
+	if e != nil && now < e.freshUntil {
+		v = e.v
+	} else {
+		v, now = resolveMiss(m, req, token, rendered, key)
+	}
+	// checkTime, for a verdict that is not one forwarding within its validity (validAt): every
+	// request that passes skips its two calls.
 	if v.status != 0 || now < v.nbf || now >= v.exp {
 		if v = checkTime(v, now); v.status != 0 {
 			deny(m, rw, v)
@@ -115,30 +136,14 @@ func decide(m *middleware, rw http.ResponseWriter, req *http.Request, token stri
 	forward(m, rw, req, v, from)
 }
 
-// lookup returns the verdict for token, from the cache or from the IdP, and the time it is to
-// be checked at: the time of the lookup for a cached answer, the time the answer arrived for a new
-// one, since the IdP may take up to timeoutSeconds to answer.
-func lookup(m *middleware, req *http.Request, token string) (*verdict, int64) {
-	var key cacheKey
-	var rendered http.Header // nil unless some header is templated
-	if m.idp.templated == nil {
-		key = sha256.Sum256([]byte(token))
-	} else {
-		var reason string
-		if rendered, reason = renderFor(m, req); reason != "" {
-			return reject(statusUnavailable, nil, "introspection failed"), 0
-		}
-		key = tokenKey(token, rendered, m.idp.templated)
+// templatedKey renders the header templates for req and returns them with the cache key they make
+// with token, or a nil header when they cannot be rendered (renderFor logs why).
+func templatedKey(m *middleware, req *http.Request, token string) (http.Header, cacheKey) {
+	rendered, reason := renderFor(m, req)
+	if reason != "" {
+		return nil, cacheKey{}
 	}
-	now := time.Now().Unix()
-	c := m.cache
-	c.mu.RLock()
-	e := c.entries[key]
-	c.mu.RUnlock()
-	if e != nil && now < e.freshUntil {
-		return e.v, now
-	}
-	return resolveMiss(m, req, token, rendered, key)
+	return rendered, tokenKey(token, rendered, m.idp.templated)
 }
 
 // renderFor renders the header templates for req, and logs why when it cannot. What a client
@@ -225,25 +230,33 @@ func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) 
 // introspection response, or the guard refused the call (guard.go). Only then may a stale cached
 // answer stand in.
 func askIdP(m *middleware, rendered http.Header, token string) (*verdict, map[string]any, bool) {
+	// Locals for what is used more than once: each selector costs a frame slot at each use.
+	c := m.idp
+	g := c.guard
 	// timeoutSeconds bounds everything from here: the wait for an in-flight slot too.
-	deadline := time.Now().Add(m.idp.timeout)
-	refused, probe := enterIdP(m.idp.guard, deadline)
+	deadline := time.Now().Add(c.timeout)
+	refused, probe := enterIdP(g, deadline)
 	if refused != nil {
 		return refused, nil, false
 	}
-	defer leaveIdP(m.idp.guard)
+	defer leaveIdP(g)
 	if probe {
-		deadline = probeDeadline(m.idp.guard, deadline)
+		deadline = probeDeadline(g, deadline)
 	}
-	claims, reason := introspect(m.idp, deadline, rendered, token, probe)
-	if m.idp.watched {
+	claims, reason := introspect(c, deadline, rendered, token, probe)
+	if c.watched {
 		logFileProblems(m)
 	}
 	if reason != "" {
-		m.logf("error", "introspection failed: "+reason)
-		return reject(statusUnavailable, nil, "introspection failed"), nil, false
+		return failedIntrospection(m, reason), nil, false
 	}
 	return judge(m.settings, claims), claims, true
+}
+
+// failedIntrospection logs why an introspection got no answer and returns the 503 verdict.
+func failedIntrospection(m *middleware, reason string) *verdict {
+	m.logf("error", "introspection failed: "+reason)
+	return reject(statusUnavailable, nil, "introspection failed")
 }
 
 // logFileProblems logs, once each, the problems met while re-reading the configured files.
