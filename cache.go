@@ -109,32 +109,35 @@ func newEntry(c *verdictCache, v *verdict, now int64) *cacheEntry {
 	if c.ttl <= 0 {
 		return nil
 	}
-	e := &cacheEntry{v: v, size: entryOverhead}
+	// Locals rather than the entry's fields until the end: each selector costs a frame slot.
+	size := entryOverhead
 	if v.user != nil {
-		e.size += len(v.user.Username())
+		size += len(v.user.Username())
 	}
 	for _, value := range v.values {
-		e.size += len(value)
+		size += len(value)
 	}
+	var fresh, stale int64
 	switch v.status {
 	case 0, statusForbidden:
 		// An active answer: its verdict depends only on the answer and the immutable config.
-		e.freshUntil = capAt(now+c.ttl, v.exp)
+		fresh = capAt(now+c.ttl, v.exp)
 		if c.stale > 0 {
-			e.staleUntil = capAt(e.freshUntil+c.stale, v.exp)
+			stale = capAt(fresh+c.stale, v.exp)
 		}
 	case statusUnauthorized:
-		// Without negative caching freshUntil is now, and the entry is not kept.
-		e.freshUntil = now + c.negTTL
+		// Without negative caching fresh is now, and the entry is not kept.
+		fresh = now + c.negTTL
 	default:
 		return nil // failures
 	}
-	if e.freshUntil <= now || e.size > c.maxBytes {
+	if fresh <= now || size > c.maxBytes {
 		return nil
 	}
+	e := &cacheEntry{v: v, freshUntil: fresh, staleUntil: stale, size: size}
 	if v.status == 0 {
-		// setPass, written out: freshUntil is capped at exp already.
-		e.passFrom, e.passUntil = v.nbf, e.freshUntil
+		// setPass, written out: fresh is capped at exp already.
+		e.passFrom, e.passUntil = v.nbf, fresh
 	}
 	return e
 }

@@ -17,10 +17,10 @@ type fastPath struct {
 	header    string // canonical name of the header that carries the token
 	prefix    string // the auth scheme and one space, e.g. "Bearer ", or "" without a scheme
 	maxHeader int    // longest header value accepted: the prefix and tokenSource.maxLength
-	// twins are the underscore twins of the forwardHeaders names and of the token's header, which
-	// every request loses. The forwardHeaders names themselves are always overwritten.
-	twins       []string
-	forwardAuth bool
+	// drop is what every request that passes loses: the underscore twins of the forwardHeaders
+	// names and of the token's header, and the token's header itself unless forwardAuthorization.
+	// The forwardHeaders names themselves are always overwritten.
+	drop []string
 	// withQuery and withCookie tell that the query or a cookie may carry a token too: a request
 	// that has a query string or cookies goes to serve, which removes those carriers. other is
 	// set when either is.
@@ -41,7 +41,7 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 		return nil
 	}
 	f := &fastPath{
-		header: s.source.header, maxHeader: s.source.maxLen, forwardAuth: s.forwardAuth,
+		header: s.source.header, maxHeader: s.source.maxLen,
 		withQuery: s.source.query != "", withCookie: s.source.cookie != "",
 		mu: &cache.mu, entries: cache.entries,
 	}
@@ -50,7 +50,10 @@ func newFastPath(s *settings, cache *verdictCache, idp *idpClient) *fastPath {
 	}
 	f.maxHeader += len(f.prefix)
 	f.other = f.withQuery || f.withCookie
-	f.twins = append(append(f.twins, s.identity.twins...), s.source.headerTwins...)
+	f.drop = append(append(f.drop, s.identity.twins...), s.source.headerTwins...)
+	if !s.forwardAuth {
+		f.drop = append(f.drop, f.header)
+	}
 	return f
 }
 
@@ -107,15 +110,12 @@ func fastHit(f *fastPath, req *http.Request) int {
 	if now >= e.passUntil || now < e.passFrom {
 		return fastUncached
 	}
-	for _, name := range f.twins {
+	for _, name := range f.drop {
 		delete(h, name)
 	}
 	values := e.v.values
 	for i, name := range e.v.names {
 		h[name] = []string{values[i]}
-	}
-	if !f.forwardAuth {
-		delete(h, f.header)
 	}
 	req.URL.User = e.v.user // nil removes a client's own
 	return fastPassed
