@@ -309,7 +309,14 @@ if [[ "${BENCH_PROFILE:-1}" != 0 ]]; then
     PROFILES+=("${name}")
   }
   OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}")
+  profile least-hit "${WEB}/least-hit" plain
   profile hit "${WEB}/auth" plain
+  OPTS=()
+  if [[ "${IDP_KIND}" == node ]]; then
+    profile least-miss "${WEB}/least-miss" bearer "${TOKS}" 2 $((NTOK - 1))
+  else
+    profile least-miss "${WEB}/least-miss" fresh "least-profile-$$"
+  fi
   OPTS=()
   if [[ "${IDP_KIND}" == node ]]; then
     profile miss "${WEB}/auth-miss" bearer "${TOKS}" $((FIRST_MISS + REPEATS * MISS_TOKENS)) "${PROFILE_TOKENS}"
@@ -418,6 +425,44 @@ else
 fi
 echo "Traefik RSS: $(mib "${RSS_START}") once ready; after each row's last run as in the table."
 echo
+# cum_us NAME: "function cumulative-µs-per-request" for every function of profile NAME: its
+# cumulative CPU over the requests wrk sent in the profile's 8 s.
+cum_us() {
+  local res reqs
+  res="$(cat "${WORK}/prof-$1.json")"
+  reqs="$(awk -v r="$(field "${res}" requests)" -v us="$(field "${res}" duration_us)" 'BEGIN {print r / (us / 1e6) * 8}')"
+  go tool pprof -top -cum -nodecount 100000 -unit ms "${TRAEFIK}" "${WORK}/$1.cpu.pprof" 2>/dev/null |
+    awk -v n="${reqs}" '/Total samples =/ {t = $0; sub(/.*Total samples = /, "", t); sub(/ms.*/, "", t); printf "TOTAL %.1f\n", t * 1000 / n}
+      $4 ~ /ms$/ && $5 ~ /%$/ {c = $4; sub(/ms/, "", c); printf "%s %.1f\n", $6, c * 1000 / n}'
+}
+if ((${#PROFILES[@]})); then
+  echo "== Where Traefik's CPU goes, in µs per request (from the profiles below; cumulative, so the"
+  echo "   indented lines are parts of the line above them, and the last three overlap the rest)"
+  SPLIT_ROWS=(
+    "TOTAL|Traefik, all of it"
+    "github.com/traefik/yaegi/stdlib._net_http_Handler.ServeHTTP|the plugin, as Traefik calls it (next included)"
+    "net/http/httputil.(*ReverseProxy).ServeHTTP|  next: Traefik's proxy to the backend"
+    "reflect.New|  the interpreter's frame slots (reflect.New)"
+    "net/http.(*Client).Do|  the IdP exchange, in the request's goroutine"
+    "encoding/json.(*Decoder).Decode|  decoding the IdP's answer"
+    "runtime.mallocgc|allocating, everywhere"
+    "runtime.gcBgMarkWorker|the garbage collector's background work"
+    "net/http.(*persistConn).writeLoop|the client connections' write loops (IdP, backend)"
+  )
+  line="$(printf '%-55s' "")"
+  for name in "${PROFILES[@]}"; do line+="$(printf ' %10s' "${name}")"; done
+  echo "${line}"
+  for name in "${PROFILES[@]}"; do cum_us "${name}" >"${WORK}/${name}.cum"; done
+  for entry in "${SPLIT_ROWS[@]}"; do
+    fn="${entry%%|*}" label="${entry#*|}"
+    line="$(printf '%-55s' "${label}")"
+    for name in "${PROFILES[@]}"; do
+      line+="$(awk -v f="${fn}" '$1 == f {v = $2} END {printf " %10s", (v == "" ? "0" : v)}' "${WORK}/${name}.cum")"
+    done
+    echo "${line}"
+  done
+  echo
+fi
 for name in "${PROFILES[@]}"; do
   echo "== Profile in Traefik: ${name} (8 s; top by cumulative CPU, then allocation count; kept with BENCH_KEEP)"
   go tool pprof -top -cum -nodecount 25 "${TRAEFIK}" "${WORK}/${name}.cpu.pprof" 2>/dev/null | sed -n '4,30p'
