@@ -108,3 +108,58 @@ func TestNoFastPathWhereItCannotApply(t *testing.T) {
 		})
 	}
 }
+
+// TestFastPathStripsTheOtherCarrier: with the query or the cookie configured beside the header (one
+// of them alone, not both), a cached header token passes, and the other carrier, which nobody
+// checked, never reaches the upstream: the fast path leaves such requests to serve, which strips it.
+func TestFastPathStripsTheOtherCarrier(t *testing.T) {
+	testCases := []struct {
+		desc   string
+		source TokenSource
+		add    func(*http.Request)
+		check  func(t *testing.T, seen *http.Request)
+	}{
+		{
+			desc:   "query",
+			source: TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", Query: "access_token"},
+			add:    func(r *http.Request) { r.URL.RawQuery = "access_token=unchecked&x=1" },
+			check: func(t *testing.T, seen *http.Request) {
+				expectEqual(t, "upstream query", seen.URL.RawQuery, "x=1")
+			},
+		},
+		{
+			desc:   "cookie",
+			source: TokenSource{Header: "Authorization", HeaderAuthScheme: "Bearer", Cookie: "session"},
+			add:    func(r *http.Request) { r.Header.Set("Cookie", "session=unchecked; theme=dark") },
+			check: func(t *testing.T, seen *http.Request) {
+				expectEqual(t, "upstream Cookie", seen.Header.Get("Cookie"), "theme=dark")
+			},
+		},
+	}
+	for _, test := range testCases {
+		t.Run(test.desc, func(t *testing.T) {
+			rig := newCacheRig(t, "other-carrier-"+test.desc+"@test", answerJSON(`{"active":true,"grp":"admin"}`),
+				func(c *Config) { c.TokenSource = test.source })
+			expectStatus(t, rig.do("cached"), http.StatusOK)
+			req := bearerRequest("cached")
+			test.add(req)
+			if took := fastHit(rig.m.fast, req); took != fastDeclined {
+				t.Fatalf("fastHit = %d for a request with another carrier, want fastDeclined", took)
+			}
+			for i := range rig.handlers {
+				rig.up.reset()
+				req := bearerRequest("cached")
+				test.add(req)
+				expectStatus(t, send(rig, req), http.StatusOK)
+				seen, hits := rig.up.seen()
+				if hits != 1 {
+					t.Fatalf("handler %d: upstream hits = %d", i, hits)
+				}
+				test.check(t, seen)
+			}
+			if rig.calls() != 1 {
+				t.Errorf("IdP calls = %d, want 1 (the token is cached)", rig.calls())
+			}
+		})
+	}
+}
