@@ -4,7 +4,9 @@
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,22 +14,68 @@ import { after, before, describe, it } from 'node:test';
 const SERVER = new URL('./server.js', import.meta.url).pathname;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
+// ATTEMPT_MS bounds how long one start may take to print IDP_READY; ATTEMPTS is how many starts
+// startIdp makes. A start that hangs (seen a few times in CI: node-oidc-provider's process asleep
+// before it listens) is killed, its threads' states logged, and the server started again, as the
+// e2e harness does (e2e/harness_test.go).
+const ATTEMPT_MS = 20000;
+const ATTEMPTS = 3;
+
+// threads describes a process's threads from /proc: name, state, CPU ticks, and the kernel
+// function each one waits in, for the log line of a start that hung.
+function threads(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      let wchan = '';
+      try { wchan = readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8'); } catch { /* not readable */ }
+      return `${tid} ${fields[0]} cpu=${fields[11]}+${fields[12]} wchan=${wchan}`;
+    }).join('; ');
+  } catch (err) {
+    return `unreadable: ${err.message}`;
+  }
+}
+
 function startIdp(env = {}) {
-  const child = spawn(process.execPath, [SERVER], {
-    env: { ...process.env, IDP_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  let child;
   let stdout = '';
   let stderr = '';
-  child.stderr.on('data', (c) => { stderr += c; });
-  const ready = new Promise((resolve, reject) => {
+  const startOnce = () => new Promise((resolve, reject) => {
+    stdout = '';
+    stderr = '';
+    child = spawn(process.execPath, [SERVER], {
+      env: { ...process.env, IDP_PORT: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const timer = setTimeout(() => reject(Object.assign(new Error('no IDP_READY'), { hung: true })), ATTEMPT_MS);
+    child.stderr.on('data', (c) => { stderr += c; });
     child.stdout.on('data', (c) => {
       stdout += c;
       const m = /^IDP_READY (https?:\/\/127\.0\.0\.1:\d+(?:\/realms\/[\w-]+)?)\n/.exec(stdout);
-      if (m) resolve(m[1]);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
     });
-    child.on('exit', (code) => reject(new Error(`idp exited early (${code}): ${stderr}`)));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`idp exited early (${code}): ${stderr}`));
+    });
   });
+  const ready = (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startOnce();
+      } catch (err) {
+        if (!err.hung || attempt === ATTEMPTS) throw err;
+        const hung = child;
+        console.error(`the IdP printed no IDP_READY in ${ATTEMPT_MS} ms (attempt ${attempt} of ${ATTEMPTS});`
+          + ` its threads: ${threads(hung.pid)}; stderr: ${stderr}; starting it again`);
+        await new Promise((resolve) => { hung.on('exit', resolve); hung.kill('SIGKILL'); });
+      }
+    }
+  })();
   const stop = () => new Promise((resolve) => {
     if (child.exitCode !== null) return resolve(child.exitCode);
     child.on('exit', (code, signal) => resolve(code ?? signal));
