@@ -72,6 +72,12 @@ func registeredCaches() []*verdictCache {
 	return out
 }
 
+// tierMarkers names where a shared tier keeps its revocation markers: a Redis client and a key prefix.
+type tierMarkers struct {
+	client  *redisClient
+	revoked string
+}
+
 // registeredTiers returns the shared tier of every registered middleware that has one, once
 // for each Redis and key prefix.
 func registeredTiers() []*sharedTier {
@@ -79,14 +85,14 @@ func registeredTiers() []*sharedTier {
 	defer registryMu.Unlock()
 	// Tiers on one Redis with one prefix share their markers: the one whose entries live longest
 	// stands for them all, so that its marker outlives every entry.
-	longest := map[string]*sharedTier{}
-	var order []string
+	longest := map[tierMarkers]*sharedTier{}
+	var order []tierMarkers
 	for _, sh := range registry {
 		t := sh.settings.shared
 		if t == nil {
 			continue
 		}
-		id := fmt.Sprintf("%p %s", t.client, t.revoked)
+		id := tierMarkers{client: t.client, revoked: t.revoked}
 		if old, ok := longest[id]; !ok {
 			order = append(order, id)
 			longest[id] = t

@@ -111,11 +111,7 @@ func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.H
 	if a := req.Header.Get("Authorization"); a != "" {
 		out.Header.Set("Authorization", a)
 	}
-	client := m.idp.client
-	if m.idp.tls != nil {
-		client = m.idp.httpClient(time.Now())
-	}
-	resp, err := client.Do(out)
+	resp, err := m.idp.httpClient(time.Now()).Do(out)
 	if err != nil {
 		return 0, nil, nil, transportFailure(ctx, err)
 	}
