@@ -358,28 +358,40 @@ func decodeAnswer(resp *http.Response) (map[string]any, string) {
 	// The decoder reads the body itself, through a reader that stops one byte past the cap: N
 	// is 0 afterwards exactly when the answer is larger than the cap.
 	body := &io.LimitedReader{R: resp.Body, N: maxResponseBytes + 1}
-	dec := json.NewDecoder(body)
-	dec.UseNumber()
-	var v any
-	err = dec.Decode(&v)
-	if err == nil {
-		if _, end := dec.Token(); end != io.EOF {
-			err = errTrailingData
-		}
-	}
+	obj, err := decodeObject(body)
 	switch {
 	case body.N == 0:
 		return nil, "answer larger than 1 MiB"
 	case err == errTrailingData:
 		return nil, "answer has data after the JSON object"
+	case err == errNotObject:
+		return nil, "answer is not a JSON object"
 	case err != nil:
 		return nil, "answer is not JSON, or reading it failed"
 	}
+	return obj, ""
+}
+
+// errNotObject marks a JSON value that is not an object.
+var errNotObject = errors.New("not a JSON object")
+
+// decodeObject reads exactly one JSON object from r, numbers kept as json.Number: an IdP's answer,
+// or one stored in the shared tier.
+func decodeObject(r io.Reader) (map[string]any, error) {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, end := dec.Token(); end != io.EOF {
+		return nil, errTrailingData
+	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, "answer is not a JSON object"
+		return nil, errNotObject
 	}
-	return obj, ""
+	return obj, nil
 }
 
 // renderHeaders evaluates the configured header templates for this request. The result is only

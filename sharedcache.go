@@ -240,9 +240,7 @@ func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[str
 			return nil, true
 		}
 	}
-	dec := json.NewDecoder(strings.NewReader(answer))
-	dec.UseNumber()
-	if dec.Decode(&claims) != nil || dec.More() || claims == nil {
+	if claims, err = decodeObject(strings.NewReader(answer)); err != nil {
 		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
 		return nil, true
 	}
