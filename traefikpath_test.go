@@ -11,6 +11,7 @@ package oauthintrospection
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,10 +44,10 @@ func benchIDP(b *testing.B, calls *atomic.Int64) string {
 }
 
 // interpretSource loads a one-file plugin, package pkg, as Traefik would, with its CreateConfig's
-// configuration and the string fields of set changed. The floor is the bench's and the e2e
-// suite's pass-through plugin, read from e2e/testdata; least-hit and least-miss, the floors of a
-// hit and a miss, are make bench's too (bench/least).
-func interpretSource(b *testing.B, pkg, source string, set map[string]string) http.Handler {
+// configuration and the fields of set changed. The floor is the bench's and the e2e suite's
+// pass-through plugin, read from e2e/testdata; least-hit, least-miss and least-full, the floors of
+// a hit, of a bare miss and of both with our features, are make bench's too (bench/least).
+func interpretSource(b *testing.B, pkg, source string, set map[string]any) http.Handler {
 	gopath := b.TempDir()
 	dir := filepath.Join(gopath, "src", "example.test", pkg)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -72,7 +73,7 @@ func interpretSource(b *testing.B, pkg, source string, set map[string]string) ht
 	}
 	config := fnConfig.Call(nil)[0]
 	for field, value := range set {
-		config.Elem().FieldByName(field).SetString(value)
+		config.Elem().FieldByName(field).Set(reflect.ValueOf(value))
 	}
 	out := fnNew.Call([]reflect.Value{reflect.ValueOf(context.Background()), reflect.ValueOf(http.Handler(http.NotFoundHandler())), config, reflect.ValueOf(pkg + "@bench")})
 	return out[0].Interface().(http.Handler)
@@ -111,6 +112,8 @@ func BenchmarkTraefikPath(b *testing.B) {
 		}
 		return h
 	}
+	// least-full's configuration is the one build gives ours.
+	full := map[string]any{"URL": idp, "Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("rs-basic:rs-basic-secret")), "ForwardAuthorization": true}
 	rows := []struct {
 		name  string
 		h     http.Handler
@@ -121,7 +124,9 @@ func BenchmarkTraefikPath(b *testing.B) {
 	}{
 		{name: "floor", want: 404, h: interpretSource(b, "passthrough", readSource(b, "e2e/testdata/passthrough/passthrough.go"), nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "least-hit", want: 404, h: interpretSource(b, "leasthit", readSource(b, "bench/least/hit/leasthit.go"), nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
-		{name: "least-miss", want: 404, h: interpretSource(b, "leastmiss", readSource(b, "bench/least/miss/leastmiss.go"), map[string]string{"URL": idp}), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
+		{name: "least-miss", want: 404, h: interpretSource(b, "leastmiss", readSource(b, "bench/least/miss/leastmiss.go"), map[string]any{"URL": idp}), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
+		{name: "least-full-hit", want: 404, h: interpretSource(b, "leastfull", readSource(b, "bench/least/full/leastfull.go"), full), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		{name: "least-full-miss", want: 404, h: interpretSource(b, "leastfull", readSource(b, "bench/least/full/leastfull.go"), full), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "hit", want: 404, h: build("hit@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "miss", want: 404, h: build("miss@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "bogus", want: 401, h: build("bogus@bench", nil), auth: "Bearer bogus-2YotnFZFEjr1zCsicMWpAA", calls: true},

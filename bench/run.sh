@@ -15,10 +15,14 @@
 #   7  our plugin, a malformed header ("Bearer Bearer T": a 401 without an IdP call)
 #   8  least-hit: the least a correct cache hit can do, as a plugin (the floor of a hit)
 #   9  least-miss: the least a correct introspection can do, as a plugin (the floor of a miss)
+#  10  least-full, cache hits: the least a correct plugin with our features can do for row 3's
+#      configuration, written in as few functions as Go allows
+#  11  least-full, a new valid token for every request: the same, for row 4
 #   +  a flood of random bogus tokens against a negative-caching route (Traefik's memory)
 #
-# and prints one table. Rows 8 and 9 are the plugins of bench/least, which BenchmarkTraefikPath runs
-# too: what no rewrite of the hit and miss paths could go under with this interpreter. Every row is measured BENCH_REPEATS times, in rounds (rows 1-7, then again),
+# and prints one table. Rows 8-11 are the plugins of bench/least, which BenchmarkTraefikPath runs
+# too: rows 8 and 9 are what no rewrite of the hit and miss paths could go under with this
+# interpreter; rows 10 and 11 what a rewrite of ours into one or two functions could reach. Every row is measured BENCH_REPEATS times, in rounds (rows 1-7, then again),
 # so that a drift of the machine reaches every row alike; the table shows min/median/max.
 # Traefik runs alone on CPU 0; wrk, the IdP and the backend share CPU 1.
 # The setup it shares with bench/chaos.sh (processes, readiness, Traefik's configuration) is in
@@ -150,12 +154,13 @@ layout_our_plugin
 layout_plugin "${PASS_MODULE}" "${REPO}/e2e/testdata/passthrough" passthrough.go go.mod .traefik.yml
 layout_plugin github.com/tokengate/leasthit "${BENCH_DIR}/least/hit" leasthit.go go.mod .traefik.yml
 layout_plugin github.com/tokengate/leastmiss "${BENCH_DIR}/least/miss" leastmiss.go go.mod .traefik.yml
+layout_plugin github.com/tokengate/leastfull "${BENCH_DIR}/least/full" leastfull.go go.mod .traefik.yml
 
 WEB_PORT="$(free_port)"
 API_PORT="$(free_port)" # pprof (api.debug) for the profiles after the rows
 WEB="http://127.0.0.1:${WEB_PORT}"
 write_static_config "${WORK}/traefik.yml" "${WEB_PORT}" oAuthIntrospection="${MODULE}" passthrough="${PASS_MODULE}" \
-  leasthit=github.com/tokengate/leasthit leastmiss=github.com/tokengate/leastmiss
+  leasthit=github.com/tokengate/leasthit leastmiss=github.com/tokengate/leastmiss leastfull=github.com/tokengate/leastfull
 
 # The Hub manifest of the README; auth-miss is the same under another name (its own cache), and
 # flood adds negative caching.
@@ -184,6 +189,8 @@ EOF
   router flood /flood flood
   router least-hit /least-hit least-hit
   router least-miss /least-miss least-miss
+  router least-full /least-full least-full
+  router least-full-miss /least-full-miss least-full-miss
   echo "  middlewares:"
   echo "    passthrough:"
   echo "      plugin:"
@@ -194,6 +201,13 @@ EOF
   echo "    least-miss:"
   echo "      plugin:"
   echo "        leastmiss: {url: \"${MISS_URL}\"}"
+  # least-full has the configuration of auth and auth-miss: the same IdPs and Authorization.
+  echo "    least-full:"
+  echo "      plugin:"
+  echo "        leastfull: {url: \"${INTROSPECT_URL}\", authorization: \"Basic ${RS_BASIC}\"}"
+  echo "    least-full-miss:"
+  echo "      plugin:"
+  echo "        leastfull: {url: \"${MISS_URL}\", authorization: \"Basic ${RS_BASIC}\"}"
   auth_mw auth "${INTROSPECT_URL}"
   auth_mw auth-miss "${MISS_URL}"
   auth_mw auth-bogus "${BOGUS_URL}"
@@ -213,6 +227,8 @@ wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-miss)" http_is 200 "${WEB}/auth-mis
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-bogus)" http_is 401 "${WEB}/auth-bogus" -H "Authorization: Bearer bogus-ready"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-hit)" http_is 200 "${WEB}/least-hit" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-miss)" http_is 200 "${WEB}/least-miss" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-full)" http_is 200 "${WEB}/least-full" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-full-miss)" http_is 200 "${WEB}/least-full-miss" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/flood)" http_is 401 "${WEB}/flood" -H "Authorization: Bearer bogus-ready"
 http_is 401 "${WEB}/auth" || die "/auth without a token should answer 401"
 RSS_START="$(rss_kib "${TRAEFIK_PID}")"
@@ -227,7 +243,7 @@ LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 FIRST_MISS=$((2 + WARM_TOKENS))
 TOKS="${WORK}/tokens.txt"
-ROWS=(1 2 8 3 9 4 5 6 7) # the table's order: each floor above its row
+ROWS=(1 2 8 10 3 9 11 4 5 6 7) # the table's order: each floor above its row
 declare -A SETUP RESULT RSS CPUREQ CORE0 CORE1
 SETUP[1]="Traefik, no middleware (ceiling)"
 SETUP[2]="pass-through Yaegi plugin (floor)"
@@ -238,6 +254,8 @@ SETUP[6]="our plugin, a new bogus token per request"
 SETUP[7]="our plugin, malformed header (no IdP call)"
 SETUP[8]="least-hit plugin (the floor of a hit)"
 SETUP[9]="least-miss plugin (the floor of a miss)"
+SETUP[10]="least-full plugin, cache hits (1 token)"
+SETUP[11]="least-full plugin, a new token per request"
 
 # row N R URL: repeat R of row N: a warm-up with wrk options OPTS and script arguments WARM, then
 # the measured run with OPTS and MEAS. Records the result, Traefik's RSS after the run, and during
@@ -287,6 +305,13 @@ for ((r = 1; r <= REPEATS; r++)); do
   OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}") MEAS=(bearer "${TOKS}" 2 $((NTOK - 1)))
   [[ "${IDP_KIND}" == node ]] || WARM=(fresh "warm${r}-$$") MEAS=(fresh "run${r}-$$")
   row 9 "$r" "${WEB}/least-miss"
+  # Rows 10 and 11: least-full, as rows 3 and 4 (its own cache, so its own warm-up tokens).
+  OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}") WARM=(plain) MEAS=(plain)
+  row 10 "$r" "${WEB}/least-full"
+  OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}")
+  MEAS=(bearer "${TOKS}" $((FIRST_MISS + (r - 1) * MISS_TOKENS)) "${MISS_TOKENS}")
+  [[ "${IDP_KIND}" == node ]] || WARM=(fresh "full-warm${r}-$$") MEAS=(fresh "full-run${r}-$$")
+  row 11 "$r" "${WEB}/least-full-miss"
 done
 
 # Profiles: Traefik's own pprof (api.debug) while wrk drives hits, then misses, then malformed
@@ -322,6 +347,7 @@ if [[ "${BENCH_PROFILE:-1}" != 0 ]]; then
     profile miss "${WEB}/auth-miss" bearer "${TOKS}" $((FIRST_MISS + REPEATS * MISS_TOKENS)) "${PROFILE_TOKENS}"
   else
     profile miss "${WEB}/auth-miss" fresh "profile-$$"
+    profile least-full-miss "${WEB}/least-full-miss" fresh "full-profile-$$"
   fi
   OPTS=(-H "Authorization: Bearer Bearer ${HOT_TOKEN}")
   profile malformed "${WEB}/auth" statuses
@@ -418,6 +444,8 @@ echo "row 4 / row 5 (misses vs the IdP's own rate, median req/s):   $(ratio "$(m
 over() { awk -v a="$(median $(cpu_of "$1"))" -v b="$(median $(cpu_of "$2"))" 'BEGIN {printf "%+.1f us", a - b}'; }
 echo "least-hit over the floor (row 8 - row 2, median CPU/req):       $(over 8 2); the hit over least-hit (row 3 - row 8): $(over 3 8)"
 echo "least-miss over the floor (row 9 - row 2, median CPU/req):      $(over 9 2); the miss over least-miss (row 4 - row 9): $(over 4 9)"
+echo "least-full over the floor, hits (row 10 - row 2):               $(over 10 2); the hit over least-full (row 3 - row 10): $(over 3 10)"
+echo "least-full over the floor, misses (row 11 - row 2):             $(over 11 2); the miss over least-full (row 4 - row 11): $(over 4 11); least-full over least-miss (row 11 - row 9): $(over 11 9)"
 if [[ "${IDP_KIND}" == node ]]; then
   echo "row 4 tokens: ${MISS_TOKENS} distinct per run for at most $(median $(of 4 requests)) requests (median); the lists wrapped $(of 4 wraps | sum) time(s) (0: every request was a miss)"
 else
@@ -490,6 +518,7 @@ for n in "${ROWS[@]}"; do
   done
 done
 [[ "$(of 4 wraps | sum)" == 0 ]] || BAD+=" row 4: token list wrapped (some requests were cache hits; raise BENCH_MISS_TOKENS);"
+[[ "$(of 11 wraps | sum)" == 0 ]] || BAD+=" row 11: token list wrapped (some requests were cache hits; raise BENCH_MISS_TOKENS);"
 [[ "$(field "${FLOOD}" status503)" == 0 && "$(field "${FLOOD}" status_other)" == 0 ]] || BAD+=" flood: answers other than 401;"
 if [[ -s "${WORK}/traefik.log" ]]; then
   BAD+=" Traefik logged errors (first lines above, all in ${WORK}/traefik.log);"

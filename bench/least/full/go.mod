@@ -1,0 +1,3 @@
+module github.com/tokengate/leastfull
+
+go 1.22
