@@ -47,7 +47,7 @@ func benchIDP(b *testing.B, calls *atomic.Int64) string {
 // configuration and the fields of set changed. The floor is the bench's and the e2e suite's
 // pass-through plugin, read from e2e/testdata; least-hit, least-miss and least-full, the floors of
 // a hit, of a bare miss and of both with our features, are make bench's too (bench/least).
-func interpretSource(b *testing.B, pkg, source string, set map[string]any) http.Handler {
+func interpretSource(b testing.TB, pkg, source string, set map[string]any) http.Handler {
 	gopath := b.TempDir()
 	dir := filepath.Join(gopath, "src", "example.test", pkg)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -80,7 +80,7 @@ func interpretSource(b *testing.B, pkg, source string, set map[string]any) http.
 }
 
 // readSource returns the file at path, relative to the package.
-func readSource(b *testing.B, path string) string {
+func readSource(b testing.TB, path string) string {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		b.Fatal(err)
