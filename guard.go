@@ -348,14 +348,13 @@ const (
 )
 
 // callEnded tells the breaker how an admitted call ended; why names a failure for the log. An
-// answer while the breaker is closed and clean changes nothing, and takes no lock.
+// answer that is not the probe, to a breaker with no failure counted, changes nothing: introspect,
+// every miss's path, does not call it then (a call costs the interpreter more than the test).
 func callEnded(g *idpGuard, probe bool, outcome int, why string) {
 	if g.threshold == 0 {
 		return
 	}
-	if outcome != callAnswered || probe || g.troubled.Load() {
-		recordCall(g, probe, outcome, why)
-	}
+	recordCall(g, probe, outcome, why)
 }
 
 // recordCall moves the breaker on after a call, and logs a transition.

@@ -172,7 +172,7 @@ func introspect(c *idpClient, deadline time.Time, extra http.Header, token strin
 		r = retry(c, ctx, client, form, extra, r)
 	}
 	if r.outcome != callAnswered || probe || g.troubled.Load() {
-		// callEnded's test, written out: a clean answer to a healthy breaker changes nothing.
+		// A clean answer to a breaker with no failure counted changes nothing (callEnded).
 		callEnded(g, probe, r.outcome, r.err)
 	}
 	return r.claims, r.err
