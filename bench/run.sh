@@ -305,7 +305,8 @@ for ((r = 1; r <= REPEATS; r++)); do
   OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}") MEAS=(bearer "${TOKS}" 2 $((NTOK - 1)))
   [[ "${IDP_KIND}" == node ]] || WARM=(fresh "warm${r}-$$") MEAS=(fresh "run${r}-$$")
   row 9 "$r" "${WEB}/least-miss"
-  # Rows 10 and 11: least-full, as rows 3 and 4 (its own cache, so its own warm-up tokens).
+  # Rows 10 and 11: least-full, as rows 3 and 4. It has a cache of its own, so row 4's tokens
+  # (with node) are misses for it too.
   OPTS=(-H "Authorization: Bearer ${HOT_TOKEN}") WARM=(plain) MEAS=(plain)
   row 10 "$r" "${WEB}/least-full"
   OPTS=() WARM=(bearer "${TOKS}" 2 "${WARM_TOKENS}")

@@ -211,7 +211,8 @@ func (p *LeastFull) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 
 // slow reads a header the hit path did not (RFC 7235 section 2.1: optional white space around it,
 // one or more spaces after the scheme), and serves the request as ServeHTTP would. It is
-// ServeHTTP's path written out once more, so that a hit pays for none of its frame slots.
+// ServeHTTP's path written out once more, so that a hit pays for none of its frame slots: reading
+// the token into a variable that both paths share costs every hit 5 allocations (130 to 135).
 func slow(p *LeastFull, rw http.ResponseWriter, req *http.Request) {
 	h := req.Header
 	vals := h["Authorization"]
