@@ -753,3 +753,59 @@ func TestBreakerCountsIntrospectionsNotAttempts(t *testing.T) {
 	}
 	rig.m.idp.client.CloseIdleConnections()
 }
+
+// TestGuardTimings: how long the guard waits and refuses. The stall check looks every quarter of
+// slowAfter, never more often than every 10ms; the probe's deadline is slowAfter away, unless the
+// request's comes first or the stall check is off; a breaker refusing while its probe is out says
+// to come back when the probe is presumed lost, but never later than openFor.
+func TestGuardTimings(t *testing.T) {
+	g, _ := testGuard(3, 200*time.Millisecond)
+	for _, test := range []struct{ slowAfter, want time.Duration }{
+		{time.Second, 250 * time.Millisecond}, {44 * time.Millisecond, 11 * time.Millisecond},
+		{40 * time.Millisecond, 10 * time.Millisecond}, {8 * time.Millisecond, 10 * time.Millisecond},
+	} {
+		g.slowAfter = test.slowAfter
+		if got := stallCheckEvery(g); got != test.want {
+			t.Errorf("stallCheckEvery with slowAfter %v = %v, want %v", test.slowAfter, got, test.want)
+		}
+	}
+
+	far := time.Now().Add(time.Hour)
+	g.slowAfter = 0
+	if got := probeDeadline(g, far); !got.Equal(far) {
+		t.Errorf("probe deadline with the stall check off = %v from now, want the request's", time.Until(got))
+	}
+	g.slowAfter = 300 * time.Millisecond
+	before := time.Now()
+	got := probeDeadline(g, far)
+	if got.Before(before.Add(g.slowAfter)) || got.After(time.Now().Add(g.slowAfter)) {
+		t.Errorf("probe deadline = %v from now, want slowAfter %v", got.Sub(before), g.slowAfter)
+	}
+	near := time.Now().Add(50 * time.Millisecond)
+	if got := probeDeadline(g, near); !got.Equal(near) {
+		t.Errorf("probe deadline = %v from now, want the nearer request's", time.Until(got))
+	}
+
+	// Open the breaker, and send the probe out after openFor.
+	for i := 0; i < 3; i++ {
+		callEnded(g, false, callFailed, "endpoint answered 503")
+	}
+	probeAt := time.Now().Add(g.openFor + time.Millisecond)
+	expectAdmitted(t, g, probeAt, true)
+	// probeFor (timeout + 1s) is longer than openFor: a refusal says openFor.
+	if got := expectRefused(t, g, probeAt); got != g.openFor {
+		t.Errorf("refused for %v with the probe just out, want openFor %v", got, g.openFor)
+	}
+	// Near the probe's end, what is left of probeFor.
+	late := probeAt.Add(g.probeFor - 50*time.Millisecond)
+	if got := expectRefused(t, g, late); got != 50*time.Millisecond {
+		t.Errorf("refused for %v with the probe nearly lost, want the 50ms left", got)
+	}
+	// Open: what is left of openFor.
+	callEnded(g, true, callFailed, "endpoint answered 503")
+	reopened := time.Now()
+	left := expectRefused(t, g, reopened)
+	if left > g.openFor || left < g.openFor/2 {
+		t.Errorf("refused for %v right after the probe failed, want about openFor %v", left, g.openFor)
+	}
+}
