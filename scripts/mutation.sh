@@ -18,6 +18,9 @@ ALL_TARGETS="tokensource.go fastpath.go introspection.go verdict.go cache.go idp
 # MUTATION_FILES (default: all of the above) narrows a run to some of them.
 read -r -a TARGETS <<<"${MUTATION_FILES:-${ALL_TARGETS}}"
 
+# The Redis tests run against each mutant too; they need redis-server on PATH.
+bash scripts/install-redis.sh
+
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/oauthintrospection/gremlins-${GREMLINS_VERSION}"
 if [[ ! -x "$cache/gremlins" ]]; then
   echo "installing gremlins ${GREMLINS_VERSION} into $cache" >&2
