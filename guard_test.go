@@ -112,10 +112,20 @@ func TestBreakerStateMachine(t *testing.T) {
 	if callParent(g).Err() != nil {
 		t.Fatal("the probe would be cut off by the cut of the calls before it")
 	}
-	expectRefused(t, g, probeAt)
+	// probeFor (timeout + 1s) is longer than openFor: a refusal says to come back after openFor,
+	// and near the probe's end, after what is left of probeFor.
+	if refused := expectRefused(t, g, probeAt); refused != openFor {
+		t.Errorf("refused for %v with the probe just out, want openFor %v", refused, openFor)
+	}
+	if refused := expectRefused(t, g, probeAt.Add(g.probeFor-50*time.Millisecond)); refused != 50*time.Millisecond {
+		t.Errorf("refused for %v with the probe nearly lost, want the 50ms left", refused)
+	}
 	// The probe fails: open for another openFor, with no second "opened" line.
 	callEnded(g, true, callFailed, "request failed: connection refused")
 	reopened := time.Now()
+	if refused := expectRefused(t, g, reopened); refused > openFor || refused < openFor-50*time.Millisecond {
+		t.Errorf("refused for %v right after the probe failed, want about %v", refused, openFor)
+	}
 	expectRefused(t, g, reopened.Add(openFor/2))
 	// The next probe is skipped (no in-flight slot): the one after it is the probe.
 	expectAdmitted(t, g, reopened.Add(openFor+10*time.Millisecond), true)
@@ -138,7 +148,7 @@ func TestBreakerStateMachine(t *testing.T) {
 	}
 	expectEqual(t, "opened line", lines[0], "oAuthIntrospection[guard@test]: IdP circuit breaker opened after 3 consecutive failed introspections (last: request failed: connection refused): misses get 503 without calling the IdP, one probe every 200ms")
 	if !strings.HasPrefix(lines[1], "oAuthIntrospection[guard@test]: IdP circuit breaker closed: the IdP answered again after ") ||
-		!strings.Contains(lines[1], "; 6 misses were refused while it was open (last failure: request failed: connection refused)") {
+		!strings.Contains(lines[1], "; 8 misses were refused while it was open (last failure: request failed: connection refused)") {
 		t.Errorf("closed line = %q", lines[1])
 	}
 }
@@ -754,10 +764,9 @@ func TestBreakerCountsIntrospectionsNotAttempts(t *testing.T) {
 	rig.m.idp.client.CloseIdleConnections()
 }
 
-// TestGuardTimings: how long the guard waits and refuses. The stall check looks every quarter of
-// slowAfter, never more often than every 10ms; the probe's deadline is slowAfter away, unless the
-// request's comes first or the stall check is off; a breaker refusing while its probe is out says
-// to come back when the probe is presumed lost, but never later than openFor.
+// TestGuardTimings: the stall check looks every quarter of slowAfter, never more often than every
+// 10ms; the probe's deadline is slowAfter away, unless the request's comes first or the stall
+// check is off. (The retry times of refusals are checked in TestBreakerStateMachine.)
 func TestGuardTimings(t *testing.T) {
 	g, _ := testGuard(3, 200*time.Millisecond)
 	for _, test := range []struct{ slowAfter, want time.Duration }{
@@ -786,26 +795,4 @@ func TestGuardTimings(t *testing.T) {
 		t.Errorf("probe deadline = %v from now, want the nearer request's", time.Until(got))
 	}
 
-	// Open the breaker, and send the probe out after openFor.
-	for i := 0; i < 3; i++ {
-		callEnded(g, false, callFailed, "endpoint answered 503")
-	}
-	probeAt := time.Now().Add(g.openFor + time.Millisecond)
-	expectAdmitted(t, g, probeAt, true)
-	// probeFor (timeout + 1s) is longer than openFor: a refusal says openFor.
-	if got := expectRefused(t, g, probeAt); got != g.openFor {
-		t.Errorf("refused for %v with the probe just out, want openFor %v", got, g.openFor)
-	}
-	// Near the probe's end, what is left of probeFor.
-	late := probeAt.Add(g.probeFor - 50*time.Millisecond)
-	if got := expectRefused(t, g, late); got != 50*time.Millisecond {
-		t.Errorf("refused for %v with the probe nearly lost, want the 50ms left", got)
-	}
-	// Open: what is left of openFor.
-	callEnded(g, true, callFailed, "endpoint answered 503")
-	reopened := time.Now()
-	left := expectRefused(t, g, reopened)
-	if left > g.openFor || left < g.openFor/2 {
-		t.Errorf("refused for %v right after the probe failed, want about openFor %v", left, g.openFor)
-	}
 }
