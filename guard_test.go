@@ -89,6 +89,9 @@ func TestBreakerStateMachine(t *testing.T) {
 	if out.String() != "" {
 		t.Fatalf("logged before the breaker opened:\n%s", out.String())
 	}
+	if !closedBreaker(g) {
+		t.Fatal("closedBreaker is false with failures below the threshold: retries would stop")
+	}
 
 	// The third consecutive failure opens it: calls are refused until openFor has passed.
 	callEnded(g, false, callFailed, "request failed: connection refused")
@@ -105,6 +108,9 @@ func TestBreakerStateMachine(t *testing.T) {
 
 	if callParent(g).Err() == nil {
 		t.Fatal("opening did not cut off the calls in flight")
+	}
+	if closedBreaker(g) {
+		t.Fatal("closedBreaker is true while the breaker is open: calls in flight would go on retrying")
 	}
 	// After openFor, one probe; the others are refused while it is out.
 	probeAt := opened.Add(openFor + 10*time.Millisecond)
@@ -138,7 +144,7 @@ func TestBreakerStateMachine(t *testing.T) {
 	// It succeeds: closed, calls go through without a lock again.
 	callEnded(g, true, callAnswered, "")
 	expectAdmitted(t, g, time.Now(), false)
-	if g.troubled.Load() {
+	if g.troubled.Load() || !closedBreaker(g) {
 		t.Fatal("the breaker closed but stays troubled")
 	}
 
@@ -795,4 +801,80 @@ func TestGuardTimings(t *testing.T) {
 		t.Errorf("probe deadline = %v from now, want the nearer request's", time.Until(got))
 	}
 
+}
+
+// stallGuard is a testGuard whose stall check is on, with a slowAfter so long that the checks it
+// schedules never run while the tests do: a test calls checkStall itself.
+func stallGuard() *idpGuard {
+	g, _ := testGuard(3, time.Second)
+	g.slowAfter = 24 * time.Hour
+	g.wait = time.Minute
+	return g
+}
+
+// TestStallCheckRearms: the stall check looks again while a call holds a slot, and stands down
+// when none does, so that the next call arms it; a check that panics (here on a missing logger)
+// does the same, rather than leave a call in flight unwatched or keep looking at nothing.
+func TestStallCheckRearms(t *testing.T) {
+	for _, test := range []struct {
+		desc     string
+		inFlight bool
+		panics   bool
+	}{
+		{"nothing in flight", false, false}, {"a call in flight", true, false},
+		{"a panic with nothing in flight", false, true}, {"a panic with a call in flight", true, true},
+	} {
+		t.Run(test.desc, func(t *testing.T) {
+			g := stallGuard()
+			if test.inFlight {
+				g.slots <- struct{}{}
+			}
+			armStall(g)
+			if test.panics {
+				// Two calls waiting since the last look, nothing answered for twice slowAfter:
+				// a stall, whose ERROR line meets no logger.
+				g.seenEntered = 2
+				g.quietSince = time.Now().Add(-2 * g.slowAfter)
+				g.log = nil
+			}
+			checkStall(g)
+			if test.panics && g.state != breakerOpen {
+				t.Fatalf("the stall did not open the breaker: state %d", g.state)
+			}
+			if got := g.armed.Load(); got != test.inFlight {
+				t.Errorf("after the check, armed = %v, want %v", got, test.inFlight)
+			}
+		})
+	}
+}
+
+// TestSlotCountsFollowTheStallCheck: a call counts its entry and its end for the stall check when
+// the check is on, whichever way it took its slot, and counts nothing when the check is off.
+func TestSlotCountsFollowTheStallCheck(t *testing.T) {
+	for _, slowAfter := range []time.Duration{0, 24 * time.Hour} {
+		g := stallGuard()
+		g.slowAfter = slowAfter
+		want := int64(0)
+		if slowAfter > 0 {
+			want = 2
+		}
+		deadline := time.Now().Add(time.Minute)
+		if refused, _ := enterIdP(g, deadline); refused != nil {
+			t.Fatalf("slowAfter %v: enterIdP refused with a slot free: %s", slowAfter, refused.reason)
+		}
+		if refused, _ := waitSlot(g, deadline, false); refused != nil {
+			t.Fatalf("slowAfter %v: waitSlot refused with a slot free: %s", slowAfter, refused.reason)
+		}
+		if got := g.entered.Load(); got != want {
+			t.Errorf("slowAfter %v: entered = %d after two calls took slots, want %d", slowAfter, got, want)
+		}
+		if g.armed.Load() != (slowAfter > 0) {
+			t.Errorf("slowAfter %v: armed = %v after two calls took slots", slowAfter, g.armed.Load())
+		}
+		leaveIdP(g)
+		leaveIdP(g)
+		if got := g.ended.Load(); got != want || len(g.slots) != 0 {
+			t.Errorf("slowAfter %v: ended = %d with %d slots held after both left, want %d and none", slowAfter, got, len(g.slots), want)
+		}
+	}
 }
