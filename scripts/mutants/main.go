@@ -233,7 +233,8 @@ func readEquivalent(path string) (map[string]string, error) {
 		// A cell writes "|" as "\\|" (markdown): keep those apart from the cell separators.
 		row := strings.ReplaceAll(sc.Text(), `\|`, "\x00")
 		cells := strings.Split(row, "|")
-		if len(cells) < 7 || !strings.HasSuffix(strings.TrimSpace(cells[1]), ".go") {
+		// The scores table has rows that begin with a file too: a mutator names the row.
+		if len(cells) < 7 || !strings.HasSuffix(strings.TrimSpace(cells[1]), ".go") || !isMutator(strings.TrimSpace(cells[2])) {
 			continue
 		}
 		var col int
@@ -246,6 +247,19 @@ func readEquivalent(path string) (map[string]string, error) {
 		out[m.key()] = strings.TrimSpace(cells[5])
 	}
 	return out, sc.Err()
+}
+
+// isMutator reports whether s is spelt as gremlins names its mutators: CONDITIONALS_BOUNDARY.
+func isMutator(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 func readLines(path string) ([]string, error) {
@@ -323,7 +337,8 @@ func report(all []mutant, equivalent map[string]string, targets map[string]bool)
 	}
 	var stale []string
 	for k := range equivalent {
-		if !used[k] {
+		// Only a run of its file can tell that a row went stale.
+		if !used[k] && targets[strings.SplitN(k, "|", 2)[0]] {
 			stale = append(stale, k)
 		}
 	}

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestReadEquivalent reads the table of docs/mutation.md, escaped pipes included.
 func TestReadEquivalent(t *testing.T) {
@@ -18,6 +21,11 @@ func TestReadEquivalent(t *testing.T) {
 	}
 	if len(eq) < 20 {
 		t.Errorf("%d rows read", len(eq))
+	}
+	for k := range eq {
+		if f := strings.SplitN(k, "|", 3); !isMutator(f[1]) {
+			t.Errorf("a row of another table read as equivalent: %s", k)
+		}
 	}
 }
 
