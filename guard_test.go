@@ -803,6 +803,15 @@ func TestGuardTimings(t *testing.T) {
 
 }
 
+// panickingWriter panics on every write, and records that one was tried. Its parameter is named:
+// under Yaegi an unnamed one panics before the body runs (docs/development.md).
+type panickingWriter struct{ tried atomic.Bool }
+
+func (p *panickingWriter) Write(b []byte) (int, error) {
+	p.tried.Store(true)
+	panic("log output failed")
+}
+
 // stallGuard is a testGuard whose stall check is on, with a slowAfter so long that the checks it
 // schedules never run while the tests do: a test calls checkStall itself.
 func stallGuard() *idpGuard {
@@ -813,7 +822,7 @@ func stallGuard() *idpGuard {
 }
 
 // TestStallCheckRearms: the stall check looks again while a call holds a slot, and stands down
-// when none does, so that the next call arms it; a check that panics (here on a missing logger)
+// when none does, so that the next call arms it; a check that panics (here in its ERROR line)
 // does the same, rather than leave a call in flight unwatched or keep looking at nothing.
 func TestStallCheckRearms(t *testing.T) {
 	for _, test := range []struct {
@@ -830,16 +839,17 @@ func TestStallCheckRearms(t *testing.T) {
 				g.slots <- struct{}{}
 			}
 			armStall(g)
+			w := &panickingWriter{}
 			if test.panics {
 				// Two calls waiting since the last look, nothing answered for twice slowAfter:
-				// a stall, whose ERROR line meets no logger.
+				// a stall, whose ERROR line panics.
 				g.seenEntered = 2
 				g.quietSince = time.Now().Add(-2 * g.slowAfter)
-				g.log = nil
+				g.log.errs = log.New(w, "", 0)
 			}
 			checkStall(g)
-			if test.panics && g.state != breakerOpen {
-				t.Fatalf("the stall did not open the breaker: state %d", g.state)
+			if test.panics && (g.state != breakerOpen || !w.tried.Load()) {
+				t.Fatalf("the stall did not open the breaker and log: state %d, logged %v", g.state, w.tried.Load())
 			}
 			if got := g.armed.Load(); got != test.inFlight {
 				t.Errorf("after the check, armed = %v, want %v", got, test.inFlight)
