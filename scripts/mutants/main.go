@@ -262,6 +262,19 @@ func isMutator(s string) bool {
 	return true
 }
 
+// staleRows lists, sorted, the equivalent rows of the mutated files that matched no living
+// mutant: only a run of its file can tell that a row went stale.
+func staleRows(equivalent map[string]string, used, targets map[string]bool) []string {
+	var stale []string
+	for k := range equivalent {
+		if !used[k] && targets[strings.SplitN(k, "|", 2)[0]] {
+			stale = append(stale, k)
+		}
+	}
+	sort.Strings(stale)
+	return stale
+}
+
 func readLines(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -335,15 +348,7 @@ func report(all []mutant, equivalent map[string]string, targets map[string]bool)
 			fmt.Printf("  %s:%d:%d %s  %s\n", m.file, m.Line, m.Column, m.Type, m.text)
 		}
 	}
-	var stale []string
-	for k := range equivalent {
-		// Only a run of its file can tell that a row went stale.
-		if !used[k] && targets[strings.SplitN(k, "|", 2)[0]] {
-			stale = append(stale, k)
-		}
-	}
-	if len(stale) > 0 {
-		sort.Strings(stale)
+	if stale := staleRows(equivalent, used, targets); len(stale) > 0 {
 		fmt.Println("\nListed as equivalent but not seen living (the code changed?):")
 		for _, k := range stale {
 			fmt.Println("  " + k)

@@ -29,6 +29,18 @@ func TestReadEquivalent(t *testing.T) {
 	}
 }
 
+// TestStaleRows: a row no living mutant matched is stale only when its file was mutated.
+func TestStaleRows(t *testing.T) {
+	row := func(file string) string {
+		return mutant{file: file, Type: "CONDITIONALS_BOUNDARY", Column: 3, text: "if a < b {"}.key()
+	}
+	equivalent := map[string]string{row("a.go"): "", row("b.go"): "", row("c.go"): ""}
+	got := staleRows(equivalent, map[string]bool{row("a.go"): true}, map[string]bool{"a.go": true, "b.go": true})
+	if len(got) != 1 || got[0] != row("b.go") {
+		t.Errorf("stale rows = %q, want only b.go's", got)
+	}
+}
+
 func TestMutateAt(t *testing.T) {
 	got, ok := mutateAt("\tif a <= b && c {", 6, swaps["CONDITIONALS_BOUNDARY"])
 	if !ok || got != "\tif a < b && c {" {
