@@ -81,9 +81,10 @@ func TestLexClaims(t *testing.T) {
 			expected: []string{"4 (", "6 )", "8 EOF"},
 		},
 		{
-			desc:     "identifiers",
-			in:       "_x9 Split_2",
-			expected: []string{"0 ident _x9", "4 ident Split_2", "11 EOF"},
+			desc: "identifiers",
+			// Every end of the letter and digit ranges, so that each bound of isIdentByte is held.
+			in:       "_x9 Split_2 azAZ09",
+			expected: []string{"0 ident _x9", "4 ident Split_2", "12 ident azAZ09", "18 EOF"},
 		},
 		{
 			desc:     "double-quoted strings",
@@ -119,6 +120,11 @@ func TestLexClaims(t *testing.T) {
 			desc: "digit cannot start a name",
 			in:   "9a",
 			err:  `offset 0: unexpected "9"`,
+		},
+		{
+			desc: "zero cannot start a name",
+			in:   "0a",
+			err:  `offset 0: unexpected "0"`,
 		},
 		{
 			desc: "non-ASCII character",
@@ -674,7 +680,8 @@ func TestCompileClaims(t *testing.T) {
 		in       string
 		expected string
 	}{
-		{desc: "call", in: "Equals(`a`, `1`)", expected: "0 call a"},
+		// "single": evalClaims runs the one call without the step loop (claimsProgram.single).
+		{desc: "call", in: "Equals(`a`, `1`)", expected: "0 call a; single"},
 		{desc: "not", in: "!!Equals(`a`, `1`)", expected: "0 call a; 1 not; 2 not"},
 		{desc: "or", in: "Equals(`a`, `1`) || Equals(`b`, `1`) || Equals(`c`, `1`)", expected: "0 call a; 1 jt 5; 2 call b; 3 jt 5; 4 call c"},
 		{desc: "and", in: "Equals(`a`, `1`) && Equals(`b`, `1`)", expected: "0 call a; 1 jf 3; 2 call b"},
@@ -707,10 +714,39 @@ func TestCompileClaims(t *testing.T) {
 					parts = append(parts, fmt.Sprintf("%d %s %d", i, opNames[step.op], step.to))
 				}
 			}
+			if x.single != nil {
+				if x.single != x.steps[0].call {
+					t.Errorf("single of %s is not its one call", test.in)
+				}
+				parts = append(parts, "single")
+			}
 			if got := strings.Join(parts, "; "); got != test.expected {
 				t.Errorf("steps of %s:\n%s\nwant\n%s", test.in, got, test.expected)
 			}
 		})
+	}
+}
+
+// TestSplitContains calls splitContains directly: its empty-separator branch keeps the loop finite
+// for a separator the parser never lets through, so no expression reaches it.
+func TestSplitContains(t *testing.T) {
+	testCases := []struct {
+		s, sep, want string
+		expected     bool
+	}{
+		{s: "a", sep: "", want: "a", expected: true},
+		{s: "a b", sep: "", want: "a", expected: false},
+		{s: "a b", sep: " ", want: "a", expected: true},
+		{s: "a b", sep: " ", want: "b", expected: true},
+		{s: "a b", sep: " ", want: "a b", expected: false},
+		{s: "a  b", sep: " ", want: "", expected: true},
+		{s: "ab", sep: "b", want: "", expected: true},
+		{s: "ab", sep: "ab", want: "a", expected: false},
+	}
+	for _, test := range testCases {
+		if got := splitContains(test.s, test.sep, test.want); got != test.expected {
+			t.Errorf("splitContains(%q, %q, %q) = %v, want %v", test.s, test.sep, test.want, got, test.expected)
+		}
 	}
 }
 
