@@ -476,6 +476,19 @@ func TestParseClaimsLimits(t *testing.T) {
 		t.Error("chain of 151 calls evaluated to false")
 	}
 
+	// The depth limit counts nesting, not operators: leaving a "!" or a ")" gives its level back, so
+	// more siblings than maxClaimsDepth parse.
+	for _, term := range []string{"!!Equals(`grp`, `admin`)", "((Equals(`grp`, `admin`)))"} {
+		siblings := strings.Repeat(term+" && ", maxClaimsDepth) + term
+		x, err = parseClaims(siblings)
+		if err != nil {
+			t.Fatalf("parseClaims of %d siblings %s: %v", maxClaimsDepth+1, term, err)
+		}
+		if !evalClaims(x, decodeClaims(t, hubClaimsJSON)) {
+			t.Errorf("%d siblings %s evaluated to false", maxClaimsDepth+1, term)
+		}
+	}
+
 	// Deep nesting is an error, never a stack overflow, whichever limit trips first.
 	testCases := []struct {
 		desc     string
