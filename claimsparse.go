@@ -332,8 +332,9 @@ func (p *claimsParser) parseCall(name claimsToken) (claimsNode, error) {
 func (p *claimsParser) parseArgs() ([]claimsToken, error) {
 	var args []claimsToken
 	if p.peek().kind == tokRParen {
-		p.pos++
-		return args, nil
+		// An empty call: every function takes a key at least, so newCallExpr refuses it and the
+		// parse ends there, with the ")" left unread.
+		return nil, nil
 	}
 	for {
 		tok := p.peek()
