@@ -216,12 +216,19 @@ func askTiers(m *middleware, rendered http.Header, token string, local cacheKey)
 	return v, answered
 }
 
+// errMGETShape is a reply to MGET that is not one value per key: no Redis sends it, so the peer is
+// not one, and the read has failed.
+var errMGETShape = errors.New("redis: malformed reply to MGET")
+
 // sharedGet returns the answer Redis holds for key, or nil: not there, unreadable, stored before
 // the token's revocation marker, or Redis failing. An entry is "v1 <unix nanoseconds> <answer>".
 // A marker never decides a verdict: it only sends the request on to the IdP, which does.
 func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable bool) {
 	reply, err := redisDo(t.client, "MGET", key, marker)
-	if err != nil || len(reply.arr) != 2 {
+	if err == nil && len(reply.arr) != 2 {
+		err = errMGETShape
+	}
+	if err != nil {
 		sharedProblem(m, "read", err)
 		return nil, false
 	}
