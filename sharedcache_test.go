@@ -280,7 +280,7 @@ func TestSharedTierConfigErrors(t *testing.T) {
 	}{
 		{func(c *Config) { c.Cache.Redis.Endpoints = []string{"no-port"} }, "cache.redis.endpoints"},
 		{func(c *Config) { c.Cache.Redis.Endpoints = nil; c.Cache.Redis.Password = "x" }, "cache.redis.endpoints"},
-		{func(c *Config) { c.Cache.Redis.Password = "x"; c.Cache.Redis.PasswordFile = "/x" }, "cache.redis.password"},
+		{func(c *Config) { c.Cache.Redis.Password = "x"; c.Cache.Redis.PasswordFile = "/x" }, "cache.redis.password:"},
 		{func(c *Config) { c.Cache.Redis.PasswordFile = "/does/not/exist" }, "cache.redis.passwordFile"},
 		{func(c *Config) { c.Cache.Redis.Database = -1 }, "cache.redis.database"},
 		{func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = 20000 }, "cache.redis.timeoutMilliseconds"},
@@ -304,6 +304,88 @@ func TestSharedTierConfigErrors(t *testing.T) {
 	}
 	if inner(m).settings.cache.TTLSeconds != 1 {
 		t.Errorf("the local TTL is %d with Redis, want localTtlSeconds (1)", inner(m).settings.cache.TTLSeconds)
+	}
+}
+
+// TestSharedTierConfigBounds: each numeric option of cache.redis takes its bounds and refuses one
+// past them; an endpoint needs a port; localTtlSeconds caps both local TTLs without raising one.
+func TestSharedTierConfigBounds(t *testing.T) {
+	idp := newRevocableIDP(t)
+	for _, test := range []struct {
+		desc string
+		tune func(*Config)
+		want string // "" when New must accept the configuration
+	}{
+		{"empty port", func(c *Config) { c.Cache.Redis.Endpoints = []string{"127.0.0.1:"} }, "cache.redis.endpoints"},
+		{"database 0", func(c *Config) { c.Cache.Redis.Database = 0 }, ""},
+		{"database at most", func(c *Config) { c.Cache.Redis.Database = maxRedisDatabase }, ""},
+		{"database past most", func(c *Config) { c.Cache.Redis.Database = maxRedisDatabase + 1 }, "cache.redis.database"},
+		{"timeout 0, the default", func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = 0 }, ""},
+		{"timeout -1", func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = -1 }, "cache.redis.timeoutMilliseconds"},
+		{"timeout at most", func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = maxRedisTimeoutMs }, ""},
+		{"timeout past most", func(c *Config) { c.Cache.Redis.TimeoutMilliseconds = maxRedisTimeoutMs + 1 }, "cache.redis.timeoutMilliseconds"},
+		{"local TTL 0, the default", func(c *Config) { c.Cache.Redis.LocalTTLSeconds = 0 }, ""},
+		{"local TTL at most", func(c *Config) { c.Cache.Redis.LocalTTLSeconds = maxCacheSeconds }, ""},
+		{"local TTL past most", func(c *Config) { c.Cache.Redis.LocalTTLSeconds = maxCacheSeconds + 1 }, "cache.redis.localTtlSeconds"},
+	} {
+		_, err := New(context.Background(), &upstream{}, sharedConfig(idp, "127.0.0.1:6379", test.tune), "bounds@shared")
+		switch {
+		case test.want == "" && err != nil:
+			t.Errorf("%s: New: %v", test.desc, err)
+		case test.want != "" && (err == nil || !strings.HasPrefix(err.Error(), test.want)):
+			t.Errorf("%s: error %v, want one naming %s", test.desc, err, test.want)
+		}
+	}
+
+	for _, test := range []struct {
+		desc             string
+		ttl, neg, local  int
+		wantTTL, wantNeg int
+	}{
+		{desc: "both above the cap", ttl: 60, neg: 30, local: 5, wantTTL: 5, wantNeg: 5},
+		{desc: "no negative caching stays none", ttl: 60, neg: 0, local: 5, wantTTL: 5, wantNeg: 0},
+		{desc: "both below the cap", ttl: 3, neg: 2, local: 5, wantTTL: 3, wantNeg: 2},
+	} {
+		cfg := sharedConfig(idp, "127.0.0.1:6379", func(c *Config) {
+			c.Cache.TTLSeconds, c.Cache.NegativeTTLSeconds, c.Cache.Redis.LocalTTLSeconds = test.ttl, test.neg, test.local
+		})
+		m, _ := replica(t, "cap@shared", cfg)
+		local := inner(m).settings.cache
+		if local.TTLSeconds != test.wantTTL || local.NegativeTTLSeconds != test.wantNeg {
+			t.Errorf("%s: local TTLs %d and %d, want %d and %d", test.desc, local.TTLSeconds, local.NegativeTTLSeconds, test.wantTTL, test.wantNeg)
+		}
+	}
+}
+
+// TestRevocationBodyBound: a body of maxRevocationBody bytes reaches the IdP whole; one byte more
+// is refused with 400, and nothing is relayed.
+func TestRevocationBodyBound(t *testing.T) {
+	idp := newRevocableIDP(t)
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
+	m, _ := replica(t, "bound@revocation", cfg)
+	// The token comes last, so that a body cut short would revoke another token.
+	body := func(token string, size int) string {
+		tail := "&token=" + token
+		return "pad=" + strings.Repeat("x", size-len("pad=")-len(tail)) + tail
+	}
+	for _, test := range []struct {
+		token    string
+		size     int
+		expected int
+	}{
+		{token: "tok-at-bound", size: maxRevocationBody, expected: http.StatusOK},
+		{token: "tok-past-bound", size: maxRevocationBody + 1, expected: http.StatusBadRequest},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader(body(test.token, test.size)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", rsBasic)
+		expectStatus(t, send(m, req), test.expected)
+	}
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	if len(idp.revoked) != 1 || !idp.revoked["tok-at-bound"] {
+		t.Errorf("the IdP revoked %v, want only tok-at-bound", idp.revoked)
 	}
 }
 

@@ -1,0 +1,246 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+//
+// The shared tier's entries and markers as Redis holds them, read and written by the test
+// itself: which entries a replica trusts, how long they live, what is never written, and what
+// a Redis failure leaves in the log.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// sharedKeys returns the Redis keys of token's answer and of its revocation marker for h.
+func sharedKeys(h http.Handler, token string) (answer, marker string) {
+	t := inner(h).settings.shared
+	sum := cacheKey(sha256.Sum256([]byte(token)))
+	return sharedAnswerKey(t, sum), sharedMarkerKey(t, sum)
+}
+
+// TestSharedEntryAgainstMarker: an entry is trusted only when it was stored more than a second
+// after the token's revocation marker; an unreadable marker distrusts every entry.
+func TestSharedEntryAgainstMarker(t *testing.T) {
+	srv := startRedis(t)
+	rc := testRedisClient(srv.addr, "")
+	idp := newRevocableIDP(t)
+	h, up := replica(t, "marker@entry", sharedConfig(idp, srv.addr, nil))
+	revokedAt := time.Now().Add(-time.Minute).UnixNano()
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	for i, test := range []struct {
+		desc     string
+		stored   int64
+		marker   string
+		fromPeer bool // the answer comes from the entry, not from the IdP
+	}{
+		{desc: "stored just over a second after the marker", stored: revokedAt + int64(time.Second) + 1, marker: strconv.FormatInt(revokedAt, 10), fromPeer: true},
+		{desc: "stored exactly a second after the marker", stored: revokedAt + int64(time.Second), marker: strconv.FormatInt(revokedAt, 10)},
+		{desc: "stored before the marker", stored: revokedAt - 1, marker: strconv.FormatInt(revokedAt, 10)},
+		{desc: "a marker that is not a time", stored: revokedAt + int64(time.Minute), marker: "later"},
+	} {
+		token := "tok-marker-" + strconv.Itoa(i)
+		answerKey, markerKey := sharedKeys(h, token)
+		entry := "v1 " + strconv.FormatInt(test.stored, 10) + ` {"active":true,"grp":"admin","sub":"peer","exp":` + exp + `}`
+		expectRedis(t, rc, "OK", "SET", answerKey, entry, "EX", "60")
+		expectRedis(t, rc, "OK", "SET", markerKey, test.marker, "EX", "60")
+		before := idp.introspected.Load()
+		expectStatus(t, send(h, bearerRequest(token)), http.StatusOK)
+		req, _ := up.seen()
+		asked := idp.introspected.Load() != before
+		if want := map[bool]string{true: "peer", false: token}[test.fromPeer]; req == nil || req.Header.Get("Subject") != want || asked == test.fromPeer {
+			t.Errorf("%s: Subject %q, IdP asked %v; want Subject %q", test.desc, req.Header.Get("Subject"), asked, want)
+		}
+	}
+}
+
+// TestSharedEntryLifetimes: an active answer lives in Redis until the earlier of ttlSeconds and
+// its exp; an answer judged unusable is not written, a claims refusal is; with no negative
+// caching an inactive answer is not written; a revocation marker outlives every entry. None of it
+// logs an error.
+func TestSharedEntryLifetimes(t *testing.T) {
+	srv := startRedis(t)
+	rc := testRedisClient(srv.addr, "")
+	idp := newRevocableIDP(t) // its answers expire in an hour
+	cfg := sharedConfig(idp, srv.addr, func(c *Config) {
+		c.Cache.TTLSeconds = 7200
+		c.Cache.NegativeTTLSeconds = 0
+		c.Claims = "Equals(`grp`, `root`)"
+	})
+	strict, _ := replica(t, "strict@lifetimes", cfg)
+	logs := captureLogs(inner(strict))
+	pttl := func(key string) int64 {
+		t.Helper()
+		return expectRedis(t, rc, "", "PTTL", key).n
+	}
+
+	// A refusal by the claims expression is this replica's verdict, not the IdP's answer: the
+	// answer is shared, and a replica with other claims forwards it without asking the IdP.
+	expectStatus(t, send(strict, bearerRequest("tok-life")), http.StatusForbidden)
+	answerKey, markerKey := sharedKeys(strict, "tok-life")
+	if left := pttl(answerKey); left <= 3590_000 || left > 3600_000 {
+		t.Errorf("the entry of an answer expiring in an hour lives %d ms with ttlSeconds 7200", left)
+	}
+	open, _ := replica(t, "open@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) { c.Cache.TTLSeconds = 7200 }))
+	expectStatus(t, send(open, bearerRequest("tok-life")), http.StatusOK)
+	if n := idp.introspected.Load(); n != 1 {
+		t.Errorf("the IdP got %d calls, want 1: the refused answer was not shared", n)
+	}
+
+	expectStatus(t, send(strict, bearerRequest("bogus-life")), http.StatusUnauthorized)
+	if bogusKey, _ := sharedKeys(strict, "bogus-life"); pttl(bogusKey) != -2 {
+		t.Errorf("an inactive answer was written with negativeTtlSeconds 0")
+	}
+
+	if out := logs(); strings.Contains(out, "shared cache") {
+		t.Errorf("a healthy Redis left errors in the log:\n%s", out)
+	}
+	// sharedMark is called directly: a revocation through the middleware marks the tiers of every
+	// registered middleware, those of other tests too, whose Redis may be gone.
+	sharedMark(inner(strict), inner(strict).settings.shared, markerKey, time.Now())
+	if left := pttl(markerKey); left <= 7200_000 || left > 7201_000 {
+		t.Errorf("the revocation marker lives %d ms, want just under ttlSeconds + 1 s", left)
+	}
+	if out := logs(); strings.Contains(out, "shared cache") {
+		t.Errorf("a healthy Redis left errors in the log:\n%s", out)
+	}
+
+	// An answer whose exp does not parse gives 503 and is not shared: each replica asks.
+	var calls atomic.Int32
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"active":true,"exp":"soon"}`)
+	}))
+	t.Cleanup(func() { broken.Close() })
+	for _, name := range []string{"a@broken", "b@broken"} {
+		c := sharedConfig(idp, srv.addr, nil)
+		c.ClientConfig.URL = broken.URL
+		h, _ := replica(t, name, c)
+		expectStatus(t, send(h, bearerRequest("tok-broken")), http.StatusServiceUnavailable)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the IdP got %d calls for an unusable answer and two replicas, want 2", n)
+	}
+}
+
+// TestSharedTierFailuresLogged: a Redis that fails is logged once per failed command, and not
+// again for the commands the client's breaker then skips.
+func TestSharedTierFailuresLogged(t *testing.T) {
+	srv := startRedis(t)
+	idp := newRevocableIDP(t)
+	h, _ := replica(t, "down@logged", sharedConfig(idp, srv.addr, nil))
+	logs := captureLogs(inner(h))
+	srv.stop()
+	expectStatus(t, send(h, bearerRequest("tok-down-0")), http.StatusOK)
+	if n := strings.Count(logs(), "shared cache: Redis read failed"); n != 1 {
+		t.Fatalf("one failed read logged %d times:\n%s", n, logs())
+	}
+	requests := redisFailuresToOpen + 3
+	for i := 1; i < requests; i++ {
+		expectStatus(t, send(h, bearerRequest("tok-down-"+strconv.Itoa(i))), http.StatusOK)
+	}
+	if n := strings.Count(logs(), "shared cache: Redis read failed"); n >= requests {
+		t.Errorf("%d reads, %d of them logged: the skipped ones were logged too", requests, n)
+	}
+}
+
+// fakeRedis answers MGET with a one-element array, which no real Redis sends for two keys, and
+// records the commands it gets.
+type fakeRedis struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	cmds []string
+}
+
+func startFakeRedis(t *testing.T) *fakeRedis {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeRedis{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return f
+}
+
+func (f *fakeRedis) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.cmds = append(f.cmds, args[0])
+		f.mu.Unlock()
+		reply := "+OK\r\n"
+		if args[0] == "MGET" {
+			reply = "*1\r\n$-1\r\n"
+		}
+		if _, err := io.WriteString(c, reply); err != nil {
+			return
+		}
+	}
+}
+
+// readCommand reads one RESP array of bulk strings.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+	if err != nil || n < 1 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	args := make([]string, n)
+	for i := range args {
+		if _, err := r.ReadString('\n'); err != nil { // "$<length>"
+			return nil, err
+		}
+		arg, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		args[i] = strings.TrimSuffix(arg, "\r\n")
+	}
+	return args, nil
+}
+
+// TestSharedTierMalformedReply: a reply to MGET that is not two values is a failed read: the IdP
+// decides, and its answer is not written, as after any failed read.
+func TestSharedTierMalformedReply(t *testing.T) {
+	fake := startFakeRedis(t)
+	idp := newRevocableIDP(t)
+	h, _ := replica(t, "fake@malformed", sharedConfig(idp, fake.ln.Addr().String(), nil))
+	logs := captureLogs(inner(h))
+	expectStatus(t, send(h, bearerRequest("tok-fake")), http.StatusOK)
+	fake.mu.Lock()
+	got := strings.Join(fake.cmds, " ")
+	fake.mu.Unlock()
+	if got != "MGET" {
+		t.Errorf("Redis got %q, want only the MGET", got)
+	}
+	if !strings.Contains(logs(), "shared cache: Redis read failed") {
+		t.Errorf("the malformed reply was not logged:\n%s", logs())
+	}
+}
