@@ -34,7 +34,9 @@ func TestSharedEntryAgainstMarker(t *testing.T) {
 	srv := startRedis(t)
 	rc := testRedisClient(srv.addr, "")
 	idp := newRevocableIDP(t)
-	h, up := replica(t, "marker@entry", sharedConfig(idp, srv.addr, nil))
+	// Two handlers of one middleware, as a second router or a reload builds them: they take turns.
+	h1, up1 := replica(t, "marker@entry", sharedConfig(idp, srv.addr, nil))
+	h2, up2 := replica(t, "marker@entry", sharedConfig(idp, srv.addr, nil))
 	revokedAt := time.Now().Add(-time.Minute).UnixNano()
 	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
 	for i, test := range []struct {
@@ -48,6 +50,10 @@ func TestSharedEntryAgainstMarker(t *testing.T) {
 		{desc: "stored before the marker", stored: revokedAt - 1, marker: strconv.FormatInt(revokedAt, 10)},
 		{desc: "a marker that is not a time", stored: revokedAt + int64(time.Minute), marker: "later"},
 	} {
+		h, up := h1, up1
+		if i%2 == 1 {
+			h, up = h2, up2
+		}
 		token := "tok-marker-" + strconv.Itoa(i)
 		answerKey, markerKey := sharedKeys(h, token)
 		entry := "v1 " + strconv.FormatInt(test.stored, 10) + ` {"active":true,"grp":"admin","sub":"peer","exp":` + exp + `}`
@@ -185,45 +191,22 @@ func (f *fakeRedis) serve(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReader(c)
 	for {
-		args, err := readCommand(r)
-		if err != nil {
+		cmd, err := readRedisReply(r, 0) // a command is a RESP array of bulk strings
+		if err != nil || len(cmd.arr) == 0 {
 			return
 		}
+		name := cmd.arr[0].str
 		f.mu.Lock()
-		f.cmds = append(f.cmds, args[0])
+		f.cmds = append(f.cmds, name)
 		f.mu.Unlock()
 		reply := "+OK\r\n"
-		if args[0] == "MGET" {
+		if name == "MGET" {
 			reply = "*1\r\n$-1\r\n"
 		}
 		if _, err := io.WriteString(c, reply); err != nil {
 			return
 		}
 	}
-}
-
-// readCommand reads one RESP array of bulk strings.
-func readCommand(r *bufio.Reader) ([]string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
-	if err != nil || n < 1 {
-		return nil, io.ErrUnexpectedEOF
-	}
-	args := make([]string, n)
-	for i := range args {
-		if _, err := r.ReadString('\n'); err != nil { // "$<length>"
-			return nil, err
-		}
-		arg, err := r.ReadString('\n')
-		if err != nil {
-			return nil, err
-		}
-		args[i] = strings.TrimSuffix(arg, "\r\n")
-	}
-	return args, nil
 }
 
 // TestSharedTierMalformedReply: a reply to MGET that is not two values is a failed read: the IdP
