@@ -102,6 +102,14 @@ func TestLexClaims(t *testing.T) {
 			expected: []string{"0 string \"\xff\\xfe\"=\"\\xff\\xfe\"", "7 EOF"},
 		},
 		{
+			// Each rune is encoded as UTF-8, whether escaped or raw: U+0080 is the first that takes
+			// two bytes, an escaped U+FFFD is a rune and not a byte to copy, and é stands for any raw
+			// character of more than one byte.
+			desc:     "double-quoted string encodes runes",
+			in:       `"\u0080\uFFFD\u00e9é"`,
+			expected: []string{"0 string \"\\u0080\\uFFFD\\u00e9é\"=\"\\u0080\ufffdéé\"", "22 EOF"},
+		},
+		{
 			desc:     "empty strings",
 			in:       "``\"\"",
 			expected: []string{"0 string ``=\"\"", "2 string \"\"=\"\"", "4 EOF"},
