@@ -85,6 +85,8 @@ func misplacedSecrets(t *testing.T) []struct {
 		{"a base64 key in tls.key", with(base, "clientConfig.tls", map[string]any{"cert": mustCertPEM(t), "key": s + "bG9uZ2Jhc2U2NA=="}), "clientConfig.tls.key"},
 		{"a CA PEM that does not parse", with(base, "clientConfig.tls", map[string]any{"ca": strings.ReplaceAll(garbagePEM, "PRIVATE KEY", "CERTIFICATE")}), "clientConfig.tls.ca"},
 		{"a key PEM that does not match", with(base, "clientConfig.tls", map[string]any{"cert": mustCertPEM(t), "key": garbagePEM}), "clientConfig.tls"},
+		{"a Redis URL with a password as an endpoint", with(base, "cache.redis", map[string]any{"endpoints": []any{"127.0.0.1:6379", "redis://default:" + s + "@redis:6379"}}), "cache.redis.endpoints"},
+		{"a Redis password as an endpoint", with(base, "cache.redis", map[string]any{"endpoints": s + "-password"}), "cache.redis.endpoints"},
 	}
 }
 

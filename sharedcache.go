@@ -50,9 +50,10 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 		}
 		return nil, nil
 	}
-	for _, e := range endpoints {
+	for i, e := range endpoints {
+		// The value is not quoted: an endpoint written as a URL may hold a password.
 		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
-			return nil, fmt.Errorf("cache.redis.endpoints: %q is not host:port", e)
+			return nil, fmt.Errorf("cache.redis.endpoints: endpoint %d is not host:port", i+1)
 		}
 	}
 	if c.TTLSeconds == 0 {
