@@ -30,6 +30,10 @@ type pending struct {
 	done    chan struct{}
 	v       *verdict
 	waiters atomic.Int32 // requests waiting on it besides the leader; tests read it
+	// revoked is set, under the cache's lock, when the token is revoked while p is in flight
+	// (forgetRevoked): its answer may predate the revocation, so it is not cached, and requests
+	// that come after the revocation do not wait for it.
+	revoked bool
 }
 
 // verdictCache maps a token digest to its verdict, and coalesces concurrent misses. Memory is bounded
@@ -90,15 +94,21 @@ func join(c *verdictCache, key cacheKey) (*pending, bool) {
 // publish ends the introspection p of key: it records what the leader learned and then releases
 // the waiters with v. When e is not nil it becomes the key's entry; otherwise, when drop is set,
 // the key's entry is removed, so that an answer that may not be cached still replaces an older one.
+//
+// An introspection that a revocation overtook changes no entry: the revocation removed the old
+// one, and whatever is there now came after it.
 func publish(c *verdictCache, key cacheKey, p *pending, v *verdict, e *cacheEntry, drop bool) {
 	p.v = v
 	c.mu.Lock()
-	delete(c.inflight, key)
 	switch {
+	case p.revoked:
 	case e != nil:
 		put(c, key, e)
 	case drop:
 		removeEntry(c, key)
+	}
+	if c.inflight[key] == p {
+		delete(c.inflight, key)
 	}
 	c.mu.Unlock()
 	close(p.done)
@@ -211,8 +221,8 @@ func removeEntry(c *verdictCache, key cacheKey) {
 	}
 }
 
-// forgetAll removes every entry; introspections in flight go on. It is called with the write
-// lock held.
+// forgetAll removes every entry, and overtakes every introspection in flight (forgetRevoked). It
+// is called with the write lock held.
 func forgetAll(c *verdictCache) {
 	// In place: the fast path holds the map.
 	for key := range c.entries {
@@ -220,6 +230,22 @@ func forgetAll(c *verdictCache) {
 	}
 	c.ring = c.ring[:0]
 	c.head, c.used, c.bytes = 0, 0, 0
+	for key, p := range c.inflight {
+		p.revoked = true
+		delete(c.inflight, key)
+	}
+}
+
+// forgetRevoked removes the entry of a revoked token's key, and overtakes its introspection in
+// flight, if any: that answer is not cached when it comes, and the requests that come after the
+// revocation start an introspection of their own instead of waiting for it (RFC 7009 section 2:
+// once revoked, the token is not to be accepted). It is called with the write lock held.
+func forgetRevoked(c *verdictCache, key cacheKey) {
+	removeEntry(c, key)
+	if p := c.inflight[key]; p != nil {
+		p.revoked = true
+		delete(c.inflight, key)
+	}
 }
 
 // capAt returns t, or limit when limit comes first.

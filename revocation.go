@@ -123,24 +123,26 @@ func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.H
 	return resp.StatusCode, resp.Header, answer, ""
 }
 
-// forgetToken removes token from every middleware's in-process cache, and from Redis.
+// forgetToken removes token from every middleware's in-process cache, and from Redis. Redis is
+// marked first: an introspection that starts once the local caches have forgotten the token must
+// find the marker, and not an answer stored before the revocation.
 func forgetToken(m *middleware, token string) {
 	key := cacheKey(sha256.Sum256([]byte(token)))
+	// Every shared tier of this Traefik, not only this middleware's: other middlewares may keep
+	// their answers under other prefixes, or in another Redis.
+	now := time.Now()
+	for _, t := range registeredTiers() {
+		sharedMark(m, t, sharedMarkerKey(t, key), now)
+	}
 	for _, c := range registeredCaches() {
 		c.mu.Lock()
 		if c.keyed {
 			// Its keys hold rendered header templates too: forget everything.
 			forgetAll(c)
 		} else {
-			removeEntry(c, key)
+			forgetRevoked(c, key)
 		}
 		c.mu.Unlock()
-	}
-	// Every shared tier of this Traefik, not only this middleware's: other middlewares may keep
-	// their answers under other prefixes, or in another Redis.
-	now := time.Now()
-	for _, t := range registeredTiers() {
-		sharedMark(m, t, sharedMarkerKey(t, key), now)
 	}
 	m.logf("debug", "a token was revoked through the middleware and forgotten")
 }
