@@ -221,6 +221,13 @@ func removeEntry(c *verdictCache, key cacheKey) {
 	}
 }
 
+// forgetEntry removes the entry of key, if any.
+func forgetEntry(c *verdictCache, key cacheKey) {
+	c.mu.Lock()
+	removeEntry(c, key)
+	c.mu.Unlock()
+}
+
 // forgetAll removes every entry, and overtakes every introspection in flight (forgetRevoked). It
 // is called with the write lock held.
 func forgetAll(c *verdictCache) {

@@ -79,32 +79,30 @@ type tierMarkers struct {
 }
 
 // registeredTiers returns the shared tier of every registered middleware that has one, once
-// for each Redis and key prefix.
-func registeredTiers() []*sharedTier {
+// for each Redis client and key prefix, and for each prefix the longest ttlSeconds of its tiers:
+// tiers with one prefix share their markers, and two clients (other options, or another
+// spelling of the address) may reach one Redis, so every marker under a prefix must outlive the
+// entries of all its tiers, whichever tier writes it last.
+func registeredTiers() ([]*sharedTier, map[string]int64) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	// Tiers on one Redis with one prefix share their markers: the one whose entries live longest
-	// stands for them all, so that its marker outlives every entry.
-	longest := map[tierMarkers]*sharedTier{}
-	var order []tierMarkers
+	seen := map[tierMarkers]bool{}
+	longest := map[string]int64{}
+	var out []*sharedTier
 	for _, sh := range registry {
 		t := sh.settings.shared
 		if t == nil {
 			continue
 		}
-		id := tierMarkers{client: t.client, revoked: t.revoked}
-		if old, ok := longest[id]; !ok {
-			order = append(order, id)
-			longest[id] = t
-		} else if t.ttl > old.ttl {
-			longest[id] = t
+		if id := (tierMarkers{client: t.client, revoked: t.revoked}); !seen[id] {
+			seen[id] = true
+			out = append(out, t)
+		}
+		if t.ttl > longest[t.revoked] {
+			longest[t.revoked] = t.ttl
 		}
 	}
-	out := make([]*sharedTier, 0, len(order))
-	for _, id := range order {
-		out = append(out, longest[id])
-	}
-	return out
+	return out, longest
 }
 
 // registered returns the registry's state for name when its fingerprint is fp. It is a function

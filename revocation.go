@@ -131,8 +131,9 @@ func forgetToken(m *middleware, token string) {
 	// Every shared tier of this Traefik, not only this middleware's: other middlewares may keep
 	// their answers under other prefixes, or in another Redis.
 	now := time.Now()
-	for _, t := range registeredTiers() {
-		sharedMark(m, t, sharedMarkerKey(t, key), now)
+	tiers, longest := registeredTiers()
+	for _, t := range tiers {
+		sharedMark(m, t, sharedMarkerKey(t, key), now, longest[t.revoked])
 	}
 	for _, c := range registeredCaches() {
 		c.mu.Lock()

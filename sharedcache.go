@@ -202,7 +202,12 @@ func askTiers(m *middleware, rendered http.Header, token string, local cacheKey)
 		sum = sha256.Sum256([]byte(token))
 	}
 	marker := sharedMarkerKey(t, sum)
-	claims, reachable := sharedGet(m, t, key, marker)
+	claims, reachable, marked := sharedGet(m, t, key, marker)
+	if marked {
+		// Revoked elsewhere: the local entry, past its TTL, may predate the revocation, and must
+		// not stand in for a failing IdP (staleIfErrorSeconds).
+		forgetEntry(m.cache, local)
+	}
 	if claims != nil {
 		return judge(m.settings, claims), true
 	}
@@ -223,43 +228,47 @@ var errMGETShape = errors.New("redis: malformed reply to MGET")
 
 // sharedGet returns the answer Redis holds for key, or nil: not there, unreadable, stored before
 // the token's revocation marker, or Redis failing. An entry is "v1 <unix nanoseconds> <answer>".
-// A marker never decides a verdict: it only sends the request on to the IdP, which does.
-func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable bool) {
+// marked tells that the token has a revocation marker. A marker never decides a verdict: it only
+// sends the request on to the IdP, which does.
+func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable, marked bool) {
 	reply, err := redisDo(t.client, "MGET", key, marker)
 	if err == nil && len(reply.arr) != 2 {
 		err = errMGETShape
 	}
 	if err != nil {
 		sharedProblem(m, "read", err)
-		return nil, false
+		return nil, false, false
 	}
+	marked = !reply.arr[1].null
 	if reply.arr[0].null {
-		return nil, true
+		return nil, true, marked
 	}
 	stored, answer, ok := splitSharedEntry(reply.arr[0].str)
 	if !ok {
 		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
-		return nil, true
+		return nil, true, marked
 	}
-	if !reply.arr[1].null {
+	if marked {
 		// A second of margin for the clocks of the replicas: an entry stored about when the
 		// token was revoked is not trusted either.
 		if revokedAt, err := strconv.ParseInt(reply.arr[1].str, 10, 64); err != nil || stored <= revokedAt+int64(time.Second) {
-			return nil, true
+			return nil, true, true
 		}
 	}
 	if claims, err = decodeObject(strings.NewReader(answer)); err != nil {
 		m.logf("error", "shared cache: an entry in Redis is not an introspection answer; asking the IdP")
-		return nil, true
+		return nil, true, marked
 	}
 	if _, ok := claims["active"].(bool); !ok {
-		return nil, true
+		return nil, true, marked
 	}
-	return claims, true
+	return claims, true, marked
 }
 
-// sharedPut stores the IdP's answer for key: an active one until the earlier of ttlSeconds and its
-// exp, an inactive one for negativeTtlSeconds (if set).
+// sharedPut stores the IdP's answer for key, asked at asked: an active one until the earlier of
+// ttlSeconds after asked and its exp, an inactive one until negativeTtlSeconds (if set) after
+// asked. Counted from asked, not from the answer: a revocation marker then outlives every entry
+// asked before it (sharedMark), however late the answer came.
 func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, v *verdict, asked time.Time) {
 	active, _ := claims["active"].(bool)
 	ttl := t.negTTL
@@ -268,11 +277,19 @@ func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, 
 		if v.status != 0 && v.status != http.StatusForbidden {
 			return // an answer judged unusable (a malformed exp) is not shared
 		}
-		if left := v.exp - time.Now().Unix(); left < ttl {
-			ttl = left
-		}
 	}
 	if ttl <= 0 {
+		return
+	}
+	until := asked.UnixMilli() + ttl*1000
+	if active && v.exp < until/1000 {
+		until = 0 // an exp before 1970 has passed; in ms it could overflow
+		if v.exp > 0 {
+			until = v.exp * 1000
+		}
+	}
+	left := until - time.Now().UnixMilli()
+	if left <= 0 {
 		return
 	}
 	var buf bytes.Buffer
@@ -280,7 +297,7 @@ func sharedPut(m *middleware, t *sharedTier, key string, claims map[string]any, 
 	if err := json.NewEncoder(&buf).Encode(claims); err != nil {
 		return
 	}
-	_, err := redisDo(t.client, "SET", key, strings.TrimSuffix(buf.String(), "\n"), "EX", strconv.FormatInt(ttl, 10))
+	_, err := redisDo(t.client, "SET", key, strings.TrimSuffix(buf.String(), "\n"), "PX", strconv.FormatInt(left, 10))
 	if err != nil {
 		sharedProblem(m, "write", err)
 	}
@@ -302,10 +319,12 @@ func splitSharedEntry(entry string) (int64, string, bool) {
 
 // sharedMark marks token as revoked at now in t's Redis, so that every replica and every
 // configuration on it asks the IdP again instead of reading an answer stored before. The marker
-// lives as long as t's entries can, and a second more.
-func sharedMark(m *middleware, t *sharedTier, marker string, now time.Time) {
+// lives ttl seconds, the longest life of an entry under its prefix (registeredTiers), and two
+// more: an entry lives at most ttl from when its IdP was asked (sharedPut), and entries asked
+// up to a second after the revocation are distrusted too (sharedGet).
+func sharedMark(m *middleware, t *sharedTier, marker string, now time.Time, ttl int64) {
 	at := strconv.FormatInt(now.UnixNano(), 10)
-	if _, err := redisDo(t.client, "SET", marker, at, "EX", strconv.FormatInt(t.ttl+1, 10)); err != nil {
+	if _, err := redisDo(t.client, "SET", marker, at, "EX", strconv.FormatInt(ttl+2, 10)); err != nil {
 		sharedProblem(m, "write of a revocation", err)
 	}
 }

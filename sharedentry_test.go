@@ -71,8 +71,8 @@ func TestSharedEntryAgainstMarker(t *testing.T) {
 
 // TestSharedEntryLifetimes: an active answer lives in Redis until the earlier of ttlSeconds and
 // its exp; an answer judged unusable is not written, a claims refusal is; with no negative
-// caching an inactive answer is not written; a revocation marker outlives every entry. None of it
-// logs an error.
+// caching an inactive answer is not written; a revocation marker outlives every entry of every
+// tier under its prefix. None of it logs an error.
 func TestSharedEntryLifetimes(t *testing.T) {
 	srv := startRedis(t)
 	rc := testRedisClient(srv.addr, "")
@@ -80,6 +80,7 @@ func TestSharedEntryLifetimes(t *testing.T) {
 	cfg := sharedConfig(idp, srv.addr, func(c *Config) {
 		c.Cache.TTLSeconds = 7200
 		c.Cache.NegativeTTLSeconds = 0
+		c.Cache.Redis.KeyPrefix = "lifetimes:"
 		c.Claims = "Equals(`grp`, `root`)"
 	})
 	strict, _ := replica(t, "strict@lifetimes", cfg)
@@ -96,7 +97,7 @@ func TestSharedEntryLifetimes(t *testing.T) {
 	if left := pttl(answerKey); left <= 3590_000 || left > 3600_000 {
 		t.Errorf("the entry of an answer expiring in an hour lives %d ms with ttlSeconds 7200", left)
 	}
-	open, _ := replica(t, "open@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) { c.Cache.TTLSeconds = 7200 }))
+	open, _ := replica(t, "open@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) { c.Cache.TTLSeconds = 7200; c.Cache.Redis.KeyPrefix = "lifetimes:" }))
 	expectStatus(t, send(open, bearerRequest("tok-life")), http.StatusOK)
 	if n := idp.introspected.Load(); n != 1 {
 		t.Errorf("the IdP got %d calls, want 1: the refused answer was not shared", n)
@@ -110,11 +111,29 @@ func TestSharedEntryLifetimes(t *testing.T) {
 	if out := logs(); strings.Contains(out, "shared cache") {
 		t.Errorf("a healthy Redis left errors in the log:\n%s", out)
 	}
-	// sharedMark is called directly: a revocation through the middleware marks the tiers of every
-	// registered middleware, those of other tests too, whose Redis may be gone.
-	sharedMark(inner(strict), inner(strict).settings.shared, markerKey, time.Now())
-	if left := pttl(markerKey); left <= 7200_000 || left > 7201_000 {
-		t.Errorf("the revocation marker lives %d ms, want just under ttlSeconds + 1 s", left)
+	// A marker outlives every entry under its prefix, whichever tier writes it: a tier of
+	// ttlSeconds 60 on another client (another timeout) shares strict's prefix. sharedMark is
+	// called directly: a revocation through the middleware marks the tiers of every registered
+	// middleware, those of other tests too, whose Redis may be gone.
+	short, _ := replica(t, "short@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) {
+		c.Cache.TTLSeconds = 60
+		c.Cache.Redis.TimeoutMilliseconds = 300
+		c.Cache.Redis.KeyPrefix = "lifetimes:"
+	}))
+	st := inner(short).settings.shared
+	tiers, longest := registeredTiers()
+	writers := 0
+	for _, tier := range tiers {
+		if tier.revoked == st.revoked {
+			writers++
+		}
+	}
+	if writers != 2 || longest[st.revoked] != 7200 {
+		t.Errorf("%d tiers write markers under the prefix, the longest ttlSeconds %d; want 2 (one per client) and 7200", writers, longest[st.revoked])
+	}
+	sharedMark(inner(short), st, markerKey, time.Now(), longest[st.revoked])
+	if left := pttl(markerKey); left <= 7201_000 || left > 7202_000 {
+		t.Errorf("the revocation marker lives %d ms, want just under the longest ttlSeconds + 2 s", left)
 	}
 	if out := logs(); strings.Contains(out, "shared cache") {
 		t.Errorf("a healthy Redis left errors in the log:\n%s", out)
@@ -137,6 +156,84 @@ func TestSharedEntryLifetimes(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("the IdP got %d calls for an unusable answer and two replicas, want 2", n)
 	}
+}
+
+// TestSharedEntryLivesFromItsQuestion: an entry lives ttlSeconds from when the IdP was asked, not
+// from when it answered: a revocation marker, which lives as long as entries can from the
+// revocation on, then outlives every entry asked before it, however late its answer came.
+func TestSharedEntryLivesFromItsQuestion(t *testing.T) {
+	srv := startRedis(t)
+	rc := testRedisClient(srv.addr, "")
+	idp := newRevocableIDP(t)
+	release := make(chan struct{})
+	var arrivedAt atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrivedAt.Store(time.Now().UnixNano())
+		firstReady(release, r.Context().Done())
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"active":true,"grp":"admin","sub":"late"}`)
+	}))
+	t.Cleanup(func() { slow.Close() })
+	h, _ := replica(t, "late@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) {
+		c.ClientConfig.URL = slow.URL
+		c.ClientConfig.TimeoutSeconds = 10
+		c.Cache.TTLSeconds = 5
+	}))
+	done := make(chan int, 1)
+	go func() { done <- send(h, bearerRequest("tok-late")).Code }()
+	waitFor(t, 5*time.Second, "the IdP to take the introspection", func() bool { return arrivedAt.Load() != 0 })
+	waitFor(t, 5*time.Second, "the answer to be 1.5 s late", func() bool {
+		return time.Since(time.Unix(0, arrivedAt.Load())) > 1500*time.Millisecond
+	})
+	close(release)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("the late answer: %d, want 200", code)
+	}
+	answerKey, _ := sharedKeys(h, "tok-late")
+	if left := expectRedis(t, rc, "", "PTTL", answerKey).n; left <= 0 || left > 3500 {
+		t.Errorf("an answer 1.5 s late, with ttlSeconds 5, lives %d ms in Redis; want at most 3.5 s", left)
+	}
+}
+
+// TestSharedMarkerStopsStaleAnswers: while the IdP fails, a token revoked through another
+// replica (its marker in Redis) is not served from this middleware's stale local answer; a token
+// without a marker is, as staleIfErrorSeconds says. Two handlers of one middleware take turns.
+func TestSharedMarkerStopsStaleAnswers(t *testing.T) {
+	srv := startRedis(t)
+	rc := testRedisClient(srv.addr, "")
+	idp := newRevocableIDP(t)
+	cfg := sharedConfig(idp, srv.addr, func(c *Config) { c.Cache.StaleIfErrorSeconds = 600 })
+	h1, _ := replica(t, "stale@marker", cfg)
+	h2, up2 := replica(t, "stale@marker", cfg)
+	kept, revoked := "tok-stale-kept", "tok-stale-revoked"
+	for _, token := range []string{kept, revoked} {
+		expectStatus(t, send(h1, bearerRequest(token)), http.StatusOK)
+	}
+	// Another replica revoked one token: the IdP knows it, and Redis holds its marker. The other's
+	// entry has left Redis, so that only the local answer can stand in for it.
+	idp.mu.Lock()
+	idp.revoked[revoked] = true
+	idp.mu.Unlock()
+	_, marker := sharedKeys(h1, revoked)
+	expectRedis(t, rc, "OK", "SET", marker, strconv.FormatInt(time.Now().UnixNano(), 10), "EX", "60")
+	keptKey, _ := sharedKeys(h1, kept)
+	expectRedis(t, rc, "", "DEL", keptKey)
+	idp.failIntrospect.Store(true)
+	c := inner(h1).cache
+	waitFor(t, 5*time.Second, "the local answers to pass their TTL (localTtlSeconds 1)", func() bool {
+		for _, token := range []string{kept, revoked} {
+			if e := c.get(cacheKey(sha256.Sum256([]byte(token)))); e == nil || time.Now().Unix() < e.freshUntil {
+				return false
+			}
+		}
+		return true
+	})
+	expectStatus(t, send(h2, bearerRequest(kept)), http.StatusOK)
+	if req, _ := up2.seen(); req == nil || req.Header.Get("Subject") != kept {
+		t.Errorf("the stale answer of the token without a marker was not served")
+	}
+	expectStatus(t, send(h2, bearerRequest(revoked)), http.StatusServiceUnavailable)
+	expectStatus(t, send(h1, bearerRequest(revoked)), http.StatusServiceUnavailable)
 }
 
 // TestSharedTierFailuresLogged: a Redis that fails is logged once per failed command, and not
