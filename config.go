@@ -280,7 +280,7 @@ func compile(cfg *Config) (*settings, error) {
 	if s.shared, err = compileRedis(cfg.Cache, &s.cache, &s.client); err != nil {
 		return nil, err
 	}
-	if s.revocation, err = compileRevocation(cfg.Revocation); err != nil {
+	if s.revocation, err = compileRevocation(cfg.Revocation, s.client.maxInFlight); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -265,14 +265,7 @@ func admitTroubled(g *idpGuard) (*verdict, bool) {
 
 // waitSlot waits for an in-flight slot, at most g.wait and never past deadline.
 func waitSlot(g *idpGuard, deadline time.Time, probe bool) (*verdict, bool) {
-	wait := time.Until(deadline)
-	if g.wait < wait {
-		wait = g.wait
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	chosen, _, _ := reflect.Select([]reflect.SelectCase{{Dir: reflect.SelectSend, Chan: g.slotsV, Send: g.slotV}, {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)}})
-	if chosen == 0 {
+	if sendWithin(g.slotsV, g.slotV, g.wait, deadline) {
 		if g.slowAfter > 0 {
 			enteredSlot(g)
 		}
@@ -282,6 +275,19 @@ func waitSlot(g *idpGuard, deadline time.Time, probe bool) (*verdict, bool) {
 		callEnded(g, probe, callSkipped, "")
 	}
 	return unavailable(inFlightRetryAfter, "too many introspections in flight"), false
+}
+
+// sendWithin sends slot on the channel slots, waiting at most wait and never past deadline, and
+// reports whether it did. A select statement would be simpler, but the interpreter cannot run
+// one safely (interpreter.go).
+func sendWithin(slots, slot reflect.Value, wait time.Duration, deadline time.Time) bool {
+	if left := time.Until(deadline); left < wait {
+		wait = left
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	chosen, _, _ := reflect.Select([]reflect.SelectCase{{Dir: reflect.SelectSend, Chan: slots, Send: slot}, {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)}})
+	return chosen == 0
 }
 
 // leaveIdP frees the slot enterIdP took, and counts the call's end for the stall check.

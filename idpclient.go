@@ -48,6 +48,9 @@ type idpClient struct {
 	mu sync.Mutex
 	// Guarded by mu: replaced when a TLS file changes. Without tls, it is never replaced.
 	client *http.Client
+	// Guarded by mu: the client that relays revocations, made from relayOf (relayClient).
+	relay   *http.Client
+	relayOf *http.Client
 }
 
 // attemptResult is what one HTTP exchange with the endpoint produced.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -21,6 +23,13 @@ import (
 type revocation struct {
 	path string
 	url  string
+	// slots bounds the revocations in flight at clientConfig.maxInFlight, apart from the
+	// introspections' slots: whoever can reach path can send revocations, and a flood of them
+	// must neither flood the IdP nor take the slots of the tokens waiting to be introspected.
+	// slotsV and slotV are slots and its element for reflect (sendWithin).
+	slots  chan struct{}
+	slotsV reflect.Value
+	slotV  reflect.Value
 }
 
 // maxRevocationBody bounds a revocation request and the IdP's answer to it.
@@ -30,7 +39,7 @@ const maxRevocationBody = 64 << 10
 // RFC 6749 section 5.2 errors, RFC 6750 challenges).
 var relayedHeaders = []string{"Content-Type", "Cache-Control", "Pragma", "Www-Authenticate"}
 
-func compileRevocation(r RevocationConfig) (*revocation, error) {
+func compileRevocation(r RevocationConfig, maxInFlight int) (*revocation, error) {
 	if r.Path == "" && r.URL == "" {
 		return nil, nil
 	}
@@ -40,7 +49,8 @@ func compileRevocation(r RevocationConfig) (*revocation, error) {
 	if err := checkEndpoint("revocation.url", r.URL); err != nil {
 		return nil, err
 	}
-	return &revocation{path: r.Path, url: r.URL}, nil
+	slots := make(chan struct{}, maxInFlight)
+	return &revocation{path: r.Path, url: r.URL, slots: slots, slotsV: reflect.ValueOf(slots), slotV: reflect.ValueOf(struct{}{})}, nil
 }
 
 // revocationHandler is the middleware of a configuration with revocation: it answers path
@@ -71,7 +81,15 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		http.Error(rw, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 		return
 	}
+	r := m.settings.revocation
+	if !sendWithin(r.slotsV, r.slotV, m.idp.guard.wait, time.Now().Add(m.idp.timeout)) {
+		m.logf("debug", "revocation refused: too many revocations in flight")
+		rw.Header().Set("Retry-After", "1")
+		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
 	status, header, answer, failure := relayRevocation(m, req, body)
+	<-r.slots
 	if failure != "" {
 		m.logf("error", "revocation failed: "+failure)
 		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
@@ -98,7 +116,8 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 
 // relayRevocation sends the client's revocation request to the IdP, with the client's
 // authentication (its Authorization header, or its credentials in the body), within
-// timeoutSeconds, and returns the IdP's answer, or why there is none.
+// timeoutSeconds, and returns the IdP's answer, or why there is none. It presents no client
+// certificate (relayClient).
 func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.Header, []byte, string) {
 	ctx, cancel := context.WithTimeout(req.Context(), m.idp.timeout)
 	defer cancel()
@@ -111,7 +130,7 @@ func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.H
 	if a := req.Header.Get("Authorization"); a != "" {
 		out.Header.Set("Authorization", a)
 	}
-	resp, err := m.idp.httpClient(time.Now()).Do(out)
+	resp, err := relayClient(m.idp, time.Now()).Do(out)
 	if err != nil {
 		return 0, nil, nil, transportFailure(ctx, err)
 	}
@@ -121,6 +140,29 @@ func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.H
 		return 0, nil, nil, transportFailure(ctx, err)
 	}
 	return resp.StatusCode, resp.Header, answer, ""
+}
+
+// relayClient returns the client that relays revocations to the IdP: the endpoint's TLS
+// configuration (its CA, its server verification) without the client certificate. A client
+// certificate authenticates the gateway itself (RFC 8705 section 2), and the callers of the
+// revocation path must not borrow the gateway's identity. It follows the endpoint's client when
+// that one is replaced for new TLS files.
+func relayClient(c *idpClient, now time.Time) *http.Client {
+	endpoint := c.httpClient(now)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.relayOf != endpoint {
+		var conf *tls.Config
+		if t, ok := endpoint.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+			conf = t.TLSClientConfig.Clone()
+			conf.Certificates = nil
+		}
+		if c.relay != nil {
+			c.relay.CloseIdleConnections()
+		}
+		c.relay, c.relayOf = c.newHTTPClient(conf), endpoint
+	}
+	return c.relay
 }
 
 // forgetToken removes token from every middleware's in-process cache, and from Redis. Redis is
