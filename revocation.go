@@ -81,15 +81,13 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		http.Error(rw, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 		return
 	}
-	r := m.settings.revocation
-	if !sendWithin(r.slotsV, r.slotV, m.idp.guard.wait, time.Now().Add(m.idp.timeout)) {
-		m.logf("debug", "revocation refused: too many revocations in flight")
+	status, header, answer, failure := relayRevocation(m, req, body)
+	if failure == errNoRelaySlot {
+		m.logf("debug", "revocation refused: "+failure)
 		rw.Header().Set("Retry-After", "1")
 		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	status, header, answer, failure := relayRevocation(m, req, body)
-	<-r.slots
 	if failure != "" {
 		m.logf("error", "revocation failed: "+failure)
 		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
@@ -114,11 +112,19 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	_, _ = rw.Write(answer)
 }
 
+// errNoRelaySlot is relayRevocation's failure when maxInFlight revocations are in flight already.
+const errNoRelaySlot = "too many revocations in flight"
+
 // relayRevocation sends the client's revocation request to the IdP, with the client's
 // authentication (its Authorization header, or its credentials in the body), within
-// timeoutSeconds, and returns the IdP's answer, or why there is none. It presents no client
-// certificate (relayClient).
+// timeoutSeconds, and returns the IdP's answer, or why there is none. It waits for one of the
+// revocation slots first, and presents no client certificate (relayClient).
 func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.Header, []byte, string) {
+	r := m.settings.revocation
+	if !sendWithin(r.slotsV, r.slotV, m.idp.guard.wait, time.Now().Add(m.idp.timeout)) {
+		return 0, nil, nil, errNoRelaySlot
+	}
+	defer func() { <-r.slots }()
 	ctx, cancel := context.WithTimeout(req.Context(), m.idp.timeout)
 	defer cancel()
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.settings.revocation.url, bytes.NewReader(body))
