@@ -48,7 +48,10 @@ type idpClient struct {
 	mu sync.Mutex
 	// Guarded by mu: replaced when a TLS file changes. Without tls, it is never replaced.
 	client *http.Client
-	// Guarded by mu: the client that relays revocations, made from relayOf (relayClient).
+	// Guarded by mu: the TLS configuration client was made with, which no transport holds (a
+	// transport writes to its own on first use), and the client that relays revocations, made
+	// with it for the client relayOf (relayClient).
+	conf    *tls.Config
 	relay   *http.Client
 	relayOf *http.Client
 }
@@ -68,7 +71,9 @@ type attemptResult struct {
 // newIDPClient makes the client of cs; its guard logs the breaker's transitions to l.
 func newIDPClient(cs clientSettings, l *logger) *idpClient {
 	c := &idpClient{clientSettings: cs, formTail: cs.hintField, base: http.Header{}, guard: newGuard(cs, l)}
+	// Two statements: under Yaegi v0.16.1 a parallel assignment with a call in it left c.conf nil.
 	c.client = c.newHTTPClient(cs.tlsConfig)
+	c.conf = cs.tlsConfig
 	if c.templated == nil {
 		// Nothing depends on the request: build the headers once, not per call.
 		c.static, _, _ = c.renderHeaders(nil)
@@ -100,7 +105,7 @@ func (c *idpClient) newHTTPClient(conf *tls.Config) *http.Client {
 	// the request context's deadline already bounds the dial.
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		TLSClientConfig:       conf,
+		TLSClientConfig:       conf.Clone(), // the transport writes to it on first use
 		TLSHandshakeTimeout:   c.timeout,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          256,
@@ -132,6 +137,7 @@ func (c *idpClient) httpClient(now time.Time) *http.Client {
 			c.mu.Lock()
 			old := c.client
 			c.client = fresh
+			c.conf = conf
 			c.mu.Unlock()
 			old.CloseIdleConnections()
 		}

@@ -72,6 +72,12 @@ func redisDo(rc *redisClient, args ...string) (redisReply, error) {
 			return redisReply{}, errRedisSkipped
 		}
 	}
+	return redisCall(rc, args...)
+}
+
+// redisCall runs one command as redisDo does, whatever the client's breaker says, and counts
+// its outcome for the breaker.
+func redisCall(rc *redisClient, args ...string) (redisReply, error) {
 	deadline := time.Now().Add(rc.timeout)
 	reply, err := redisTry(rc, deadline, args)
 	if err != nil && !isRedisReplyError(err) {

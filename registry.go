@@ -79,7 +79,7 @@ type tierMarkers struct {
 }
 
 // registeredTiers returns the shared tier of every registered middleware that has one, once
-// for each Redis client and key prefix, and for each prefix the longest ttlSeconds of its tiers:
+// for each Redis client and key prefix, and for each prefix the longest markFor of its tiers:
 // tiers with one prefix share their markers, and two clients (other options, or another
 // spelling of the address) may reach one Redis, so every marker under a prefix must outlive the
 // entries of all its tiers, whichever tier writes it last.
@@ -98,8 +98,8 @@ func registeredTiers() ([]*sharedTier, map[string]int64) {
 			seen[id] = true
 			out = append(out, t)
 		}
-		if t.ttl > longest[t.revoked] {
-			longest[t.revoked] = t.ttl
+		if t.markFor > longest[t.revoked] {
+			longest[t.revoked] = t.markFor
 		}
 	}
 	return out, longest

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -158,15 +157,15 @@ func relayClient(c *idpClient, now time.Time) *http.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.relayOf != endpoint {
-		var conf *tls.Config
-		if t, ok := endpoint.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
-			conf = t.TLSClientConfig.Clone()
+		conf := c.conf.Clone()
+		if conf != nil {
 			conf.Certificates = nil
 		}
 		if c.relay != nil {
 			c.relay.CloseIdleConnections()
 		}
-		c.relay, c.relayOf = c.newHTTPClient(conf), endpoint
+		c.relay = c.newHTTPClient(conf)
+		c.relayOf = endpoint
 	}
 	return c.relay
 }

@@ -144,3 +144,26 @@ func TestRevocationsInFlightBounded(t *testing.T) {
 		t.Errorf("the IdP held %d revocations at once, want 2", n)
 	}
 }
+
+// TestRevocationRelayBesideFirstIntrospection: the first introspection and the first relayed
+// revocation of a middleware over TLS run at once, both answered. Under -race this holds the
+// relay to a TLS configuration of its own: a transport writes to its configuration on first use.
+func TestRevocationRelayBesideFirstIntrospection(t *testing.T) {
+	serverCA := newTestCA(t, "server-ca")
+	idp := newPeerCertIDP(t, serverCA)
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.ClientConfig.TLS = TLSConfig{CA: serverCA.certPEM}
+	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
+	for i := 0; i < 20; i++ {
+		h, _ := replica(t, "beside-"+time.Now().Format("150405.000000")+"@relay", cfg)
+		var introspected, revoked atomic.Int32
+		start := make(chan struct{})
+		go func() { <-start; introspected.Store(int32(send(h, bearerRequest("tok-beside")).Code)) }()
+		go func() { <-start; revoked.Store(int32(revokeThrough(h, "tok-beside", "").Code)) }()
+		close(start)
+		waitFor(t, 5*time.Second, "both calls to be answered", func() bool { return introspected.Load() != 0 && revoked.Load() != 0 })
+		if introspected.Load() != http.StatusOK || revoked.Load() != http.StatusOK {
+			t.Fatalf("round %d: introspection %d, revocation %d; want 200 and 200", i, introspected.Load(), revoked.Load())
+		}
+	}
+}

@@ -24,12 +24,17 @@ import (
 // so the IdP is asked exactly as without Redis.
 type sharedTier struct {
 	client *redisClient
-	// prefix is keyPrefix and the digest of what decides the IdP's answer: the endpoint, the hint
-	// and the client's identity. The token (and rendered templates) join per request.
+	// prefix is keyPrefix and the digest of what decides the IdP's answer (the endpoint, the hint
+	// and the client's identity) and of ttlSeconds. The token (and rendered templates) join per
+	// request.
 	prefix  string
 	revoked string // keyPrefix + "revoked:": the marker of a token revoked through a replica
 	ttl     int64  // seconds: cache.ttlSeconds, the lifetime of an active answer in Redis
 	negTTL  int64  // seconds: cache.negativeTtlSeconds
+	// markFor is how long after a revocation an answer asked before it can still let a request
+	// through on a replica of this configuration: from Redis for ttl, or from an in-process entry
+	// for its TTL and staleIfErrorSeconds. A revocation marker must live that long.
+	markFor int64
 }
 
 const (
@@ -82,7 +87,7 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 	}
 	t := &sharedTier{
 		client:  sharedRedisClient(redisOptionsKey(endpoints, r), func() *redisClient { return redisClientFor(endpoints, r, password, tlsConf) }),
-		prefix:  prefix + answerDigest(k) + ":",
+		prefix:  prefix + answerDigest(k, c.TTLSeconds) + ":",
 		revoked: prefix + "revoked:",
 		ttl:     int64(c.TTLSeconds),
 		negTTL:  int64(c.NegativeTTLSeconds),
@@ -93,6 +98,10 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 	}
 	if local.NegativeTTLSeconds > localTTL {
 		local.NegativeTTLSeconds = localTTL
+	}
+	t.markFor = t.ttl
+	if byLocal := int64(local.TTLSeconds + local.StaleIfErrorSeconds); byLocal > t.markFor {
+		t.markFor = byLocal
 	}
 	return t, nil
 }
@@ -127,10 +136,12 @@ func compileRedisPassword(r RedisConfig) (func() string, error) {
 }
 
 // answerDigest digests what decides the IdP's answer besides the token and the rendered
-// templates: the endpoint, the hint, and who asks (the static headers and the client).
-func answerDigest(k *clientSettings) string {
+// templates: the endpoint, the hint, and who asks (the static headers and the client). It digests
+// ttlSeconds too: a reload that shortens it must not read entries written to live longer than
+// its revocation markers do.
+func answerDigest(k *clientSettings, ttl int) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %q", k.endpoint, k.hintField)
+	fmt.Fprintf(h, "%q %q %d", k.endpoint, k.hintField, ttl)
 	for _, hd := range k.headers {
 		fmt.Fprintf(h, " %q=%q", hd.name, hd.value)
 	}
@@ -319,13 +330,15 @@ func splitSharedEntry(entry string) (int64, string, bool) {
 
 // sharedMark marks token as revoked at now in t's Redis, so that every replica and every
 // configuration on it asks the IdP again instead of reading an answer stored before. The marker
-// lives ttl seconds, the longest life of an entry under its prefix (registeredTiers), and two
+// lives ttl seconds, the longest markFor of the tiers under its prefix (registeredTiers), and two
 // more: an entry lives at most ttl from when its IdP was asked (sharedPut), and entries asked
-// up to a second after the revocation are distrusted too (sharedGet).
+// up to a second after the revocation are distrusted too (sharedGet). It is written even while
+// the client's breaker skips calls: a revocation is rare, and a marker that is not written lets
+// other replicas accept the token.
 func sharedMark(m *middleware, t *sharedTier, marker string, now time.Time, ttl int64) {
 	at := strconv.FormatInt(now.UnixNano(), 10)
-	if _, err := redisDo(t.client, "SET", marker, at, "EX", strconv.FormatInt(ttl+2, 10)); err != nil {
-		sharedProblem(m, "write of a revocation", err)
+	if _, err := redisCall(t.client, "SET", marker, at, "EX", strconv.FormatInt(ttl+2, 10)); err != nil {
+		m.logf("error", "shared cache: Redis write of a revocation failed ("+redisErrorCategory(err)+"); other replicas may accept the token for up to "+strconv.FormatInt(ttl, 10)+" s")
 	}
 }
 

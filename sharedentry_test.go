@@ -139,6 +139,48 @@ func TestSharedEntryLifetimes(t *testing.T) {
 		t.Errorf("a healthy Redis left errors in the log:\n%s", out)
 	}
 
+	// Where in-process entries can serve stale for longer than Redis keeps answers, the marker
+	// outlives them too: localTtlSeconds 1 and staleIfErrorSeconds 600 beat ttlSeconds 60.
+	stale, _ := replica(t, "stale@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) {
+		c.Cache.TTLSeconds = 60
+		c.Cache.StaleIfErrorSeconds = 600
+		c.Cache.Redis.KeyPrefix = "lifetimes-stale:"
+	}))
+	stt := inner(stale).settings.shared
+	if _, longest := registeredTiers(); longest[stt.revoked] != 601 {
+		t.Errorf("a marker under the stale tier's prefix must cover %d s, want 601 (local TTL and stale window)", longest[stt.revoked])
+	}
+	_, staleMarker := sharedKeys(stale, "tok-life")
+	sharedMark(inner(stale), stt, staleMarker, time.Now(), 601)
+	if left := pttl(staleMarker); left <= 602_000 || left > 603_000 {
+		t.Errorf("the revocation marker lives %d ms, want just under 603 s", left)
+	}
+
+	// A reload that changes ttlSeconds reads other keys: entries written to live longer than its
+	// markers are not its own.
+	shorter, _ := replica(t, "strict@lifetimes", sharedConfig(idp, srv.addr, func(c *Config) {
+		c.Cache.TTLSeconds = 60
+		c.Cache.NegativeTTLSeconds = 0
+		c.Cache.Redis.KeyPrefix = "lifetimes:"
+		c.Claims = "Equals(`grp`, `root`)"
+	}))
+	if shorterKey, _ := sharedKeys(shorter, "tok-life"); shorterKey == answerKey {
+		t.Errorf("ttlSeconds 60 and 7200 share the answer key %s", answerKey)
+	}
+	before := idp.introspected.Load()
+	expectStatus(t, send(shorter, bearerRequest("tok-life")), http.StatusForbidden)
+	if idp.introspected.Load() != before+1 {
+		t.Errorf("the reload with a shorter ttlSeconds read the entry of the longer one")
+	}
+
+	// A marker is written even while the client's breaker skips calls.
+	inner(short).settings.shared.client.skipUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	_, skippedMarker := sharedKeys(short, "tok-skipped")
+	sharedMark(inner(short), st, skippedMarker, time.Now(), 60)
+	if left := pttl(skippedMarker); left <= 61_000 {
+		t.Errorf("with the breaker open the marker was not written (PTTL %d)", left)
+	}
+
 	// An answer whose exp does not parse gives 503 and is not shared: each replica asks.
 	var calls atomic.Int32
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
