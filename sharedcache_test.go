@@ -227,6 +227,7 @@ func TestRevocationWithoutRedis(t *testing.T) {
 
 	expectStatus(t, send(m, bearerRequest("tok-r")), http.StatusOK)
 	expectStatus(t, send(other, bearerRequest("tok-r")), http.StatusOK)
+	expectStatus(t, send(m, bearerRequest("tok-kept")), http.StatusOK)
 	_, hits := up.seen()
 
 	rec := revokeThrough(m, "tok-r", "Basic d3Jvbmc6d3Jvbmc=")
@@ -239,6 +240,12 @@ func TestRevocationWithoutRedis(t *testing.T) {
 	expectStatus(t, send(other, bearerRequest("tok-r")), http.StatusUnauthorized)
 	if _, now := up.seen(); now != hits+1 {
 		t.Errorf("the revocation requests reached the backend")
+	}
+	// Only the revoked token is forgotten: a cache keyed by the token alone keeps the others.
+	asked := idp.introspected.Load()
+	expectStatus(t, send(m, bearerRequest("tok-kept")), http.StatusOK)
+	if idp.introspected.Load() != asked {
+		t.Errorf("revoking one token forgot another")
 	}
 
 	get := httptest.NewRequest(http.MethodGet, "/revoke", nil)
