@@ -237,9 +237,8 @@ func forgetAll(c *verdictCache) {
 	}
 	c.ring = c.ring[:0]
 	c.head, c.used, c.bytes = 0, 0, 0
-	for key, p := range c.inflight {
-		p.revoked = true
-		delete(c.inflight, key)
+	for key := range c.inflight {
+		overtake(c, key)
 	}
 }
 
@@ -249,6 +248,13 @@ func forgetAll(c *verdictCache) {
 // once revoked, the token is not to be accepted). It is called with the write lock held.
 func forgetRevoked(c *verdictCache, key cacheKey) {
 	removeEntry(c, key)
+	overtake(c, key)
+}
+
+// overtake marks the introspection of key in flight, if any, as overtaken by a revocation, and
+// takes it out of inflight, so that the next request for key leads one of its own. It is called
+// with the write lock held.
+func overtake(c *verdictCache, key cacheKey) {
 	if p := c.inflight[key]; p != nil {
 		p.revoked = true
 		delete(c.inflight, key)

@@ -126,7 +126,7 @@ func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.H
 	defer func() { <-r.slots }()
 	ctx, cancel := context.WithTimeout(req.Context(), m.idp.timeout)
 	defer cancel()
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, m.settings.revocation.url, bytes.NewReader(body))
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, nil, "the request could not be made"
 	}
