@@ -87,9 +87,9 @@ func TestRevocationRelayPresentsNoClientCertificate(t *testing.T) {
 }
 
 // TestRevocationsInFlightBounded: at most maxInFlight revocations are relayed at once for one
-// middleware, over all its handlers; one more waits inFlightWaitMilliseconds and gets a 503 with
-// Retry-After. They have slots of their own: a token is introspected meanwhile. When they end
-// their slots are free again.
+// middleware, over all its handlers and a second New with the same configuration; one more waits
+// inFlightWaitMilliseconds and gets a 503 with Retry-After. They have slots of their own: a token
+// is introspected meanwhile. When they end their slots are free again.
 func TestRevocationsInFlightBounded(t *testing.T) {
 	release := make(chan struct{})
 	var held, most atomic.Int32
@@ -126,7 +126,8 @@ func TestRevocationsInFlightBounded(t *testing.T) {
 		go func() { codes[i].Store(int32(revokeThrough(h, "tok-held", "").Code)) }()
 	}
 	waitFor(t, 5*time.Second, "the IdP to hold two revocations", func() bool { return held.Load() == 2 })
-	rec := revokeThrough(h1, "tok-third", "")
+	reloaded, _ := replica(t, "bounded@relay", cfg) // a second New with the same configuration
+	rec := revokeThrough(reloaded, "tok-third", "")
 	expectStatus(t, rec, http.StatusServiceUnavailable)
 	expectEqual(t, "Retry-After", rec.Header().Get("Retry-After"), "1")
 	expectStatus(t, send(h2, bearerRequest("tok-meanwhile")), http.StatusOK)

@@ -279,7 +279,8 @@ func TestSharedMarkerStopsStaleAnswers(t *testing.T) {
 }
 
 // TestSharedTierFailuresLogged: a Redis that fails is logged once per failed command, and not
-// again for the commands the client's breaker then skips.
+// again for the commands the client's breaker then skips; a revocation marker is written past
+// the breaker, and its failure logged.
 func TestSharedTierFailuresLogged(t *testing.T) {
 	srv := startRedis(t)
 	idp := newRevocableIDP(t)
@@ -296,6 +297,14 @@ func TestSharedTierFailuresLogged(t *testing.T) {
 	}
 	if n := strings.Count(logs(), "shared cache: Redis read failed"); n >= requests {
 		t.Errorf("%d reads, %d of them logged: the skipped ones were logged too", requests, n)
+	}
+	// A revocation marker is tried even now that the breaker skips calls, and its failure is an
+	// ERROR line that says what it costs. sharedMark is called directly (TestSharedEntryLifetimes).
+	tier := inner(h).settings.shared
+	_, marker := sharedKeys(h, "tok-down-0")
+	sharedMark(inner(h), tier, marker, time.Now(), tier.markFor)
+	if !strings.Contains(logs(), "shared cache: Redis write of a revocation failed (") || !strings.Contains(logs(), "other replicas may accept the token for up to 30 s") {
+		t.Errorf("a failed marker write was not logged as such:\n%s", logs())
 	}
 }
 
