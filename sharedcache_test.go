@@ -323,7 +323,8 @@ func TestSharedTierConfigBounds(t *testing.T) {
 		tune func(*Config)
 		want string // "" when New must accept the configuration
 	}{
-		{"empty port", func(c *Config) { c.Cache.Redis.Endpoints = []string{"127.0.0.1:"} }, "cache.redis.endpoints"},
+		{"empty port", func(c *Config) { c.Cache.Redis.Endpoints = []string{"127.0.0.1:"} }, "cache.redis.endpoints: endpoint 1 is"},
+		{"the second one without a port", func(c *Config) { c.Cache.Redis.Endpoints = []string{"127.0.0.1:6379", "127.0.0.1"} }, "cache.redis.endpoints: endpoint 2 is"},
 		{"database 0", func(c *Config) { c.Cache.Redis.Database = 0 }, ""},
 		{"database at most", func(c *Config) { c.Cache.Redis.Database = maxRedisDatabase }, ""},
 		{"database past most", func(c *Config) { c.Cache.Redis.Database = maxRedisDatabase + 1 }, "cache.redis.database"},

@@ -308,20 +308,21 @@ func TestSharedTierFailuresLogged(t *testing.T) {
 	}
 }
 
-// fakeRedis answers MGET with a one-element array, which no real Redis sends for two keys, and
-// records the commands it gets.
+// fakeRedis answers every command with a reply chosen by its name (+OK by default), which lets a
+// test send what no real Redis sends, and records the commands it gets.
 type fakeRedis struct {
-	ln   net.Listener
-	mu   sync.Mutex
-	cmds []string
+	ln      net.Listener
+	replies map[string]string
+	mu      sync.Mutex
+	cmds    []string
 }
 
-func startFakeRedis(t *testing.T) *fakeRedis {
+func startFakeRedis(t *testing.T, replies map[string]string) *fakeRedis {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeRedis{ln: ln}
+	f := &fakeRedis{ln: ln, replies: replies}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -347,9 +348,9 @@ func (f *fakeRedis) serve(c net.Conn) {
 		f.mu.Lock()
 		f.cmds = append(f.cmds, name)
 		f.mu.Unlock()
-		reply := "+OK\r\n"
-		if name == "MGET" {
-			reply = "*1\r\n$-1\r\n"
+		reply, ok := f.replies[name]
+		if !ok {
+			reply = "+OK\r\n"
 		}
 		if _, err := io.WriteString(c, reply); err != nil {
 			return
@@ -360,7 +361,8 @@ func (f *fakeRedis) serve(c net.Conn) {
 // TestSharedTierMalformedReply: a reply to MGET that is not two values is a failed read: the IdP
 // decides, and its answer is not written, as after any failed read.
 func TestSharedTierMalformedReply(t *testing.T) {
-	fake := startFakeRedis(t)
+	// One value for two keys: no real Redis sends it.
+	fake := startFakeRedis(t, map[string]string{"MGET": "*1\r\n$-1\r\n"})
 	idp := newRevocableIDP(t)
 	h, _ := replica(t, "fake@malformed", sharedConfig(idp, fake.ln.Addr().String(), nil))
 	logs := captureLogs(inner(h))
@@ -373,5 +375,41 @@ func TestSharedTierMalformedReply(t *testing.T) {
 	}
 	if !strings.Contains(logs(), "shared cache: Redis read failed") {
 		t.Errorf("the malformed reply was not logged:\n%s", logs())
+	}
+}
+
+// TestSharedTierWriteFailureLogged: a Redis that reads but refuses writes (out of memory, a replica
+// made read-only) costs no request anything, and says so once per failed write. A marker that was
+// written logs nothing.
+func TestSharedTierWriteFailureLogged(t *testing.T) {
+	fake := startFakeRedis(t, map[string]string{
+		"MGET": "*2\r\n$-1\r\n$-1\r\n",
+		"SET":  "-OOM command not allowed when used memory > 'maxmemory'\r\n",
+	})
+	idp := newRevocableIDP(t)
+	h, _ := replica(t, "fake@readonly", sharedConfig(idp, fake.ln.Addr().String(), nil))
+	logs := captureLogs(inner(h))
+	expectStatus(t, send(h, bearerRequest("tok-readonly")), http.StatusOK)
+	fake.mu.Lock()
+	got := strings.Join(fake.cmds, " ")
+	fake.mu.Unlock()
+	if got != "MGET SET" {
+		t.Errorf("Redis got %q, want the MGET and the entry's SET", got)
+	}
+	if n := strings.Count(logs(), "shared cache: Redis write failed ("); n != 1 {
+		t.Errorf("one refused write logged %d times:\n%s", n, logs())
+	}
+
+	ok := startRedis(t)
+	h2, _ := replica(t, "marker@written", sharedConfig(idp, ok.addr, nil))
+	logs2 := captureLogs(inner(h2))
+	tier := inner(h2).settings.shared
+	_, marker := sharedKeys(h2, "tok-marked")
+	sharedMark(inner(h2), tier, marker, time.Now(), tier.markFor)
+	if strings.Contains(logs2(), "shared cache:") {
+		t.Errorf("a marker that was written logged a failure:\n%s", logs2())
+	}
+	if v, err := redisDo(tier.client, "GET", marker); err != nil || v.null {
+		t.Errorf("the marker is not in Redis: %v", err)
 	}
 }
