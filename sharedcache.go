@@ -138,10 +138,12 @@ func compileRedisPassword(r RedisConfig) (func() string, error) {
 // answerDigest digests what decides the IdP's answer besides the token and the rendered
 // templates: the endpoint, the hint, and who asks (the static headers and the client). It digests
 // ttlSeconds too: a reload that shortens it must not read entries written to live longer than
-// its revocation markers do.
+// its revocation markers do. And it digests how the endpoint is trusted (endpointTrust): an
+// answer that a configuration without verification took from whoever held the address must not
+// reach one that verifies the IdP.
 func answerDigest(k *clientSettings, ttl int) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %q %d", k.endpoint, k.hintField, ttl)
+	fmt.Fprintf(h, "%q %q %d %s", k.endpoint, k.hintField, ttl, endpointTrust(k.tls))
 	for _, hd := range k.headers {
 		fmt.Fprintf(h, " %q=%q", hd.name, hd.value)
 	}

@@ -1,10 +1,13 @@
 package oauthintrospection
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +57,23 @@ func compileTLS(field string, t TLSConfig) (*tlsSource, *tls.Config, error) {
 		return nil, nil, err
 	}
 	return src, conf, nil
+}
+
+// endpointTrust names how t verifies the server: not at all, by its CA (inline, by content; a
+// file, by its path, which names the CA across rotations), or by the system's roots.
+func endpointTrust(t *tlsSource) string {
+	switch {
+	case t == nil:
+		return "roots"
+	case t.insecure:
+		return "unverified"
+	case t.ca.file != nil:
+		return "ca-file " + strconv.Quote(t.ca.file.path)
+	case t.ca.inline != nil:
+		sum := sha256.Sum256(t.ca.inline)
+		return "ca " + hex.EncodeToString(sum[:])
+	}
+	return "roots"
 }
 
 // compilePEM takes v as PEM content when it holds a PEM block, and otherwise as the path of a PEM
