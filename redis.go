@@ -45,6 +45,12 @@ const (
 	redisFailuresToOpen = 3
 	redisOpenFor        = time.Second
 	redisMaxBulk        = 1 << 20 // a cached answer is at most maxResponseBytes of JSON
+	// redisMaxArray bounds an array reply. The longest the plugin asks for is MGET's two values
+	// (an answer and its marker).
+	redisMaxArray = 16
+	// redisBulkUpFront is the most of a bulk string allocated before its bytes arrive; a longer
+	// one grows as they do, so a peer that claims 1 MiB and sends nothing costs little.
+	redisBulkUpFront = 4 << 10
 )
 
 // errRedisNil is the nil reply: a key that does not exist.
@@ -227,8 +233,8 @@ func isRedisReplyError(err error) bool {
 	return ok
 }
 
-// readRedisReply reads one RESP2 value. Arrays nest at most two levels here (MGET's), so depth is
-// bounded; a bulk string is at most redisMaxBulk bytes.
+// readRedisReply reads one RESP2 value. An array is at most redisMaxArray values and holds no
+// array (MGET's reply is one array of bulk strings); a bulk string is at most redisMaxBulk bytes.
 func readRedisReply(r *bufio.Reader, depth int) (redisReply, error) {
 	line, err := r.ReadSlice('\n')
 	if err != nil {
@@ -262,16 +268,23 @@ func readRedisBulk(r *bufio.Reader, size string) (redisReply, error) {
 	if n < 0 {
 		return redisReply{null: true}, nil
 	}
-	buf := make([]byte, n+2)
-	if _, err := readFull(r, buf); err != nil {
+	upFront := n + 2
+	if upFront > redisBulkUpFront {
+		upFront = redisBulkUpFront
+	}
+	buf, err := readN(r, make([]byte, 0, upFront), n+2)
+	if err != nil {
 		return redisReply{}, err
+	}
+	if buf[n] != '\r' || buf[n+1] != '\n' {
+		return redisReply{}, errors.New("redis: malformed reply")
 	}
 	return redisReply{str: string(buf[:n])}, nil
 }
 
 func readRedisArray(r *bufio.Reader, size string, depth int) (redisReply, error) {
 	n, err := strconv.Atoi(size)
-	if err != nil || n > 1024 || depth > 2 {
+	if err != nil || n > redisMaxArray || depth > 0 {
 		return redisReply{}, errors.New("redis: bad array")
 	}
 	if n < 0 {
@@ -297,15 +310,21 @@ func readRedisArray(r *bufio.Reader, size string, depth int) (redisReply, error)
 	return out, nil
 }
 
-// readFull fills buf from r.
-func readFull(r *bufio.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
+// readN appends n bytes of r to buf, growing it only as the bytes arrive.
+func readN(r *bufio.Reader, buf []byte, n int) ([]byte, error) {
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // append's growth, bounded by what has arrived
+		}
+		end := cap(buf)
+		if end > n {
+			end = n
+		}
+		m, err := r.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+m]
 		if err != nil {
-			return n, err
+			return buf, err
 		}
 	}
-	return n, nil
+	return buf, nil
 }

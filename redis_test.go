@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -241,18 +242,47 @@ func TestRedisBreaker(t *testing.T) {
 	})
 }
 
-// TestRedisReplyLimits: replies that could exhaust memory or nest without end are refused.
+// TestRedisReplyLimits: replies that could exhaust memory or nest without end are refused, and a
+// peer that claims a long reply costs memory only for what it sends.
 func TestRedisReplyLimits(t *testing.T) {
+	read := func(in string) (redisReply, error) {
+		return readRedisReply(bufio.NewReader(strings.NewReader(in)), 0)
+	}
 	for _, in := range []string{
 		"$" + strconv.Itoa(redisMaxBulk+1) + "\r\n",
+		"*1\r\n*1\r\n:1\r\n", // MGET's reply holds no array
 		"*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
+		"*" + strconv.Itoa(redisMaxArray+1) + "\r\n" + strings.Repeat(":0\r\n", redisMaxArray+1),
 		"*100000\r\n",
+		"$3\r\nabcXY", // a bulk string not ended by CRLF
+		"$3\r\nab",
 		"?what\r\n",
 		"+no CR\n",
 	} {
-		if _, err := readRedisReply(bufio.NewReader(strings.NewReader(in)), 0); err == nil {
+		if _, err := read(in); err == nil {
 			t.Errorf("%q: read without error", in)
 		}
+	}
+	full := "*" + strconv.Itoa(redisMaxArray) + "\r\n" + strings.Repeat("$3\r\nabc\r\n", redisMaxArray-1) + "$-1\r\n"
+	if reply, err := read(full); err != nil || len(reply.arr) != redisMaxArray || reply.arr[0].str != "abc" || !reply.arr[redisMaxArray-1].null {
+		t.Errorf("an array of %d values: %+v, %v", redisMaxArray, reply, err)
+	}
+	long := strings.Repeat("x", redisBulkUpFront*3+5)
+	if reply, err := read("$" + strconv.Itoa(len(long)) + "\r\n" + long + "\r\n"); err != nil || reply.str != long {
+		t.Errorf("a bulk string longer than what is allocated up front: %d bytes, %v", len(reply.str), err)
+	}
+
+	// Each value claims the largest bulk string and sends three bytes of it.
+	claims := "*" + strconv.Itoa(redisMaxArray) + "\r\n" + strings.Repeat("$"+strconv.Itoa(redisMaxBulk)+"\r\nabc", redisMaxArray)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := read(claims)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a cut reply was read without error")
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<10 {
+		t.Errorf("a %d-byte reply claiming values of 1 MiB allocated %d bytes", len(claims), grew)
 	}
 }
 
