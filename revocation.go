@@ -80,27 +80,35 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		http.Error(rw, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 		return
 	}
-	status, header, answer, failure := relayRevocation(m, req, body)
-	if failure == errNoRelaySlot {
-		m.logf("debug", "revocation refused: "+failure)
+	// What parses is used even when some of the body does not: an IdP that reads the body more
+	// leniently than url.ParseQuery revokes the token all the same.
+	form, _ := url.ParseQuery(string(body))
+	tokens := form["token"]
+	if len(tokens) > 1 {
+		// RFC 7009 section 2.1 revokes one token; RFC 6749 section 3.1 forbids a parameter twice.
+		// Each token costs a marker in every Redis, so one request must not carry thousands.
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusBadRequest)
+		_, _ = rw.Write([]byte(`{"error":"invalid_request","error_description":"one token per request"}`))
+		return
+	}
+	r := m.settings.revocation
+	if !sendWithin(r.slotsV, r.slotV, m.idp.guard.wait, time.Now().Add(m.idp.timeout)) {
+		m.logf("debug", "revocation refused: too many revocations in flight")
 		rw.Header().Set("Retry-After", "1")
 		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
+	// The slot is held until the token is forgotten: the marker writes are bounded with the relays.
+	defer func() { <-r.slots }()
+	status, header, answer, failure := relayRevocation(m, req, body)
 	if failure != "" {
 		m.logf("error", "revocation failed: "+failure)
 		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	if status == http.StatusOK {
-		// What parses is used even when some of the body does not: an IdP that reads the body
-		// more leniently than url.ParseQuery has revoked the token all the same.
-		form, _ := url.ParseQuery(string(body))
-		for _, token := range form["token"] {
-			if token != "" {
-				forgetToken(m, token)
-			}
-		}
+	if status == http.StatusOK && len(tokens) == 1 && tokens[0] != "" {
+		forgetToken(m, tokens[0])
 	}
 	for _, name := range relayedHeaders {
 		if v := header.Get(name); v != "" {
@@ -111,19 +119,12 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	_, _ = rw.Write(answer)
 }
 
-// errNoRelaySlot is relayRevocation's failure when maxInFlight revocations are in flight already.
-const errNoRelaySlot = "too many revocations in flight"
-
 // relayRevocation sends the client's revocation request to the IdP, with the client's
 // authentication (its Authorization header, or its credentials in the body), within
-// timeoutSeconds, and returns the IdP's answer, or why there is none. It waits for one of the
-// revocation slots first, and presents no client certificate (relayClient).
+// timeoutSeconds, and returns the IdP's answer, or why there is none. It presents no client
+// certificate (relayClient).
 func relayRevocation(m *middleware, req *http.Request, body []byte) (int, http.Header, []byte, string) {
 	r := m.settings.revocation
-	if !sendWithin(r.slotsV, r.slotV, m.idp.guard.wait, time.Now().Add(m.idp.timeout)) {
-		return 0, nil, nil, errNoRelaySlot
-	}
-	defer func() { <-r.slots }()
 	ctx, cancel := context.WithTimeout(req.Context(), m.idp.timeout)
 	defer cancel()
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, bytes.NewReader(body))

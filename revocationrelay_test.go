@@ -168,3 +168,90 @@ func TestRevocationRelayBesideFirstIntrospection(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationOneTokenPerRequest: a revocation names one token (RFC 7009 section 2.1; RFC 6749
+// section 3.1 forbids a parameter twice). A body with two is refused before the IdP hears of it,
+// so no request can make the plugin write thousands of markers; nothing is forgotten.
+func TestRevocationOneTokenPerRequest(t *testing.T) {
+	fake := startFakeRedis(t, map[string]string{"MGET": "*2\r\n$-1\r\n$-1\r\n"})
+	idp := newRevocableIDP(t)
+	cfg := sharedConfig(idp, fake.ln.Addr().String(), nil)
+	h1, up := replica(t, "one-token@relay", cfg)
+	h2, _ := replica(t, "one-token@relay", cfg)
+	expectStatus(t, send(h1, bearerRequest("tok-one")), http.StatusOK)
+	sets := fake.count("SET")
+
+	for _, body := range []string{"token=tok-one&token=tok-two", "token=tok-one&token=tok-one", "token=&token=tok-one"} {
+		req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", rsBasic)
+		rec := send(h2, req)
+		expectStatus(t, rec, http.StatusBadRequest)
+		expectEqual(t, body+": Content-Type", rec.Header().Get("Content-Type"), "application/json")
+		if !strings.Contains(rec.Body.String(), `"error":"invalid_request"`) {
+			t.Errorf("%s: body %q, want an RFC 6749 invalid_request error", body, rec.Body.String())
+		}
+	}
+	idp.mu.Lock()
+	relayed := len(idp.revoked)
+	idp.mu.Unlock()
+	if relayed != 0 {
+		t.Errorf("the IdP revoked %d tokens of refused requests", relayed)
+	}
+	if n := fake.count("SET"); n != sets {
+		t.Errorf("refused revocations wrote %d markers", n-sets)
+	}
+	up.reset()
+	expectStatus(t, send(h1, bearerRequest("tok-one")), http.StatusOK) // still cached: nothing was forgotten
+	if req, _ := up.seen(); req == nil || req.Header.Get("Subject") != "tok-one" {
+		t.Fatal("the token was not forwarded after the refused revocations")
+	}
+
+	expectStatus(t, revokeThrough(h2, "tok-one", rsBasic), http.StatusOK)
+	if n := fake.count("SET"); n != sets+1 {
+		t.Errorf("one revocation wrote %d markers, want 1", n-sets)
+	}
+}
+
+// TestRevocationSlotHeldWhileMarking: a revocation keeps its slot until its token is forgotten,
+// Redis markers included, so a Redis that hangs cannot gather more than maxInFlight revocations'
+// writes, over all handlers of the middleware and a second New.
+func TestRevocationSlotHeldWhileMarking(t *testing.T) {
+	fake := startFakeRedis(t, map[string]string{"MGET": "*2\r\n$-1\r\n$-1\r\n"})
+	fake.holdSet = make(chan struct{})
+	held := true
+	t.Cleanup(func() {
+		if held {
+			close(fake.holdSet)
+		}
+	})
+	idp := newRevocableIDP(t)
+	cfg := sharedConfig(idp, fake.ln.Addr().String(), func(c *Config) {
+		c.Cache.Redis.TimeoutMilliseconds = 5000
+		c.ClientConfig.MaxInFlight = 1
+		c.ClientConfig.InFlightWaitMilliseconds = 50
+	})
+	h1, _ := replica(t, "marking@relay", cfg)
+	h2, _ := replica(t, "marking@relay", cfg)
+	var first atomic.Int32
+	go func() { first.Store(int32(revokeThrough(h1, "tok-a", rsBasic).Code)) }()
+	waitFor(t, 5*time.Second, "the first revocation's marker write", func() bool { return fake.count("SET") == 1 })
+
+	reloaded, _ := replica(t, "marking@relay", cfg) // a second New with the same configuration
+	for name, h := range map[string]http.Handler{"second handler": h2, "second New": reloaded} {
+		rec := revokeThrough(h, "tok-b", rsBasic)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+			t.Errorf("%s, while a revocation writes its marker: %d (Retry-After %q), want 503 and 1", name, rec.Code, rec.Header().Get("Retry-After"))
+		}
+	}
+	if n := fake.count("SET"); n != 1 {
+		t.Errorf("%d markers written at once with maxInFlight 1", n)
+	}
+	close(fake.holdSet)
+	held = false
+	waitFor(t, 5*time.Second, "the first revocation to end", func() bool { return first.Load() != 0 })
+	if code := first.Load(); code != http.StatusOK {
+		t.Errorf("the first revocation: %d, want 200", code)
+	}
+	expectStatus(t, revokeThrough(h2, "tok-b", rsBasic), http.StatusOK)
+}

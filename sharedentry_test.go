@@ -313,6 +313,7 @@ func TestSharedTierFailuresLogged(t *testing.T) {
 type fakeRedis struct {
 	ln      net.Listener
 	replies map[string]string
+	holdSet chan struct{} // when set, a SET is answered once it is closed
 	mu      sync.Mutex
 	cmds    []string
 }
@@ -336,6 +337,19 @@ func startFakeRedis(t *testing.T, replies map[string]string) *fakeRedis {
 	return f
 }
 
+// count returns how many commands named name the fake has read.
+func (f *fakeRedis) count(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.cmds {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fakeRedis) serve(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReader(c)
@@ -348,6 +362,9 @@ func (f *fakeRedis) serve(c net.Conn) {
 		f.mu.Lock()
 		f.cmds = append(f.cmds, name)
 		f.mu.Unlock()
+		if name == "SET" && f.holdSet != nil {
+			<-f.holdSet
+		}
 		reply, ok := f.replies[name]
 		if !ok {
 			reply = "+OK\r\n"
