@@ -58,5 +58,8 @@ func redisErrorCategory(err error) string {
 	if isRedisReplyError(err) {
 		return "the server refused a command"
 	}
+	if err == errRedisBusy {
+		return "every connection stayed busy"
+	}
 	return transportFailure(context.Background(), err)
 }

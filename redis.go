@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,13 @@ type redisClient struct {
 	tls       *tls.Config // nil: plain TCP
 	timeout   time.Duration
 
+	// busy holds a slot for each command in flight, so that the client has at most redisMaxBusy
+	// connections in use and redisMaxIdle more idle. busyV and slotV are busy and its element
+	// for reflect (sendWithin).
+	busy  chan struct{}
+	busyV reflect.Value
+	slotV reflect.Value
+
 	mu   sync.Mutex
 	idle []*redisConn
 
@@ -42,6 +50,10 @@ type redisConn struct {
 
 const (
 	redisMaxIdle        = 16
+	// redisMaxBusy bounds the commands in flight on one client. A lookup runs on every local miss,
+	// before the IdP's in-flight bound, so without it a flood of made-up tokens would open a
+	// connection each and use up the maxclients that every replica shares.
+	redisMaxBusy = 32
 	redisFailuresToOpen = 3
 	redisOpenFor        = time.Second
 	redisMaxBulk        = 1 << 20 // a cached answer is at most maxResponseBytes of JSON
@@ -58,6 +70,18 @@ var errRedisNil = errors.New("redis: nil")
 
 // errRedisSkipped is a call not made because the client's breaker is open.
 var errRedisSkipped = errors.New("redis: skipped after consecutive failures")
+
+// errRedisBusy is a call not made because redisMaxBusy others held the client's connections for
+// half of its timeout. It says nothing of Redis's health, so the breaker does not count it.
+var errRedisBusy = errors.New("redis: every connection busy")
+
+// newRedisClient makes a client of endpoints, without a password; it dials nothing.
+func newRedisClient(endpoints []string, timeout time.Duration) *redisClient {
+	busy := make(chan struct{}, redisMaxBusy)
+	rc := &redisClient{endpoints: endpoints, timeout: timeout, busy: busy, busyV: reflect.ValueOf(busy), slotV: reflect.ValueOf(struct{}{})}
+	rc.password = func() string { return "" }
+	return rc
+}
 
 // redisReply is one RESP value: str for simple strings and bulk strings, n for integers, arr for
 // arrays; null for a nil bulk string or array.
@@ -82,9 +106,14 @@ func redisDo(rc *redisClient, args ...string) (redisReply, error) {
 }
 
 // redisCall runs one command as redisDo does, whatever the client's breaker says, and counts
-// its outcome for the breaker.
+// its outcome for the breaker. It waits for one of the busy slots first, for at most half the
+// timeout: the other half is the command's.
 func redisCall(rc *redisClient, args ...string) (redisReply, error) {
 	deadline := time.Now().Add(rc.timeout)
+	if !sendWithin(rc.busyV, rc.slotV, rc.timeout/2, deadline) {
+		return redisReply{}, errRedisBusy
+	}
+	defer func() { <-rc.busy }()
 	reply, err := redisTry(rc, deadline, args)
 	if err != nil && !isRedisReplyError(err) {
 		if rc.failures.Add(1) >= redisFailuresToOpen {

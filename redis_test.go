@@ -101,11 +101,9 @@ func (r *testRedis) stop() {
 
 // testRedisClient is a client of addr with a test's timeout.
 func testRedisClient(addr, password string) *redisClient {
-	return &redisClient{
-		endpoints: []string{addr},
-		password:  func() string { return password },
-		timeout:   time.Second,
-	}
+	rc := newRedisClient([]string{addr}, time.Second)
+	rc.password = func() string { return password }
+	return rc
 }
 
 func expectRedis(t *testing.T, rc *redisClient, want string, args ...string) redisReply {

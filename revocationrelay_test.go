@@ -217,14 +217,7 @@ func TestRevocationOneTokenPerRequest(t *testing.T) {
 // Redis markers included, so a Redis that hangs cannot gather more than maxInFlight revocations'
 // writes, over all handlers of the middleware and a second New.
 func TestRevocationSlotHeldWhileMarking(t *testing.T) {
-	fake := startFakeRedis(t, map[string]string{"MGET": "*2\r\n$-1\r\n$-1\r\n"})
-	fake.holdSet = make(chan struct{})
-	held := true
-	t.Cleanup(func() {
-		if held {
-			close(fake.holdSet)
-		}
-	})
+	fake := startHoldingRedis(t, map[string]string{"MGET": "*2\r\n$-1\r\n$-1\r\n"}, "SET")
 	idp := newRevocableIDP(t)
 	cfg := sharedConfig(idp, fake.ln.Addr().String(), func(c *Config) {
 		c.Cache.Redis.TimeoutMilliseconds = 5000
@@ -247,8 +240,7 @@ func TestRevocationSlotHeldWhileMarking(t *testing.T) {
 	if n := fake.count("SET"); n != 1 {
 		t.Errorf("%d markers written at once with maxInFlight 1", n)
 	}
-	close(fake.holdSet)
-	held = false
+	fake.release()
 	waitFor(t, 5*time.Second, "the first revocation to end", func() bool { return first.Load() != 0 })
 	if code := first.Load(); code != http.StatusOK {
 		t.Errorf("the first revocation: %d, want 200", code)

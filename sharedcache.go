@@ -155,14 +155,12 @@ func answerDigest(k *clientSettings, ttl int) string {
 
 // redisClientFor makes the client of these options; it dials nothing.
 func redisClientFor(endpoints []string, r RedisConfig, password func() string, conf *tls.Config) *redisClient {
-	return &redisClient{
-		endpoints: endpoints,
-		username:  r.Username,
-		password:  password,
-		database:  r.Database,
-		tls:       conf,
-		timeout:   time.Duration(orDefault(r.TimeoutMilliseconds, defaultRedisTimeoutMs)) * time.Millisecond,
-	}
+	rc := newRedisClient(endpoints, time.Duration(orDefault(r.TimeoutMilliseconds, defaultRedisTimeoutMs))*time.Millisecond)
+	rc.username = r.Username
+	rc.password = password
+	rc.database = r.Database
+	rc.tls = conf
+	return rc
 }
 
 // The Redis clients are owned by the registry's side of the plugin, keyed by their options:

@@ -313,17 +313,31 @@ func TestSharedTierFailuresLogged(t *testing.T) {
 type fakeRedis struct {
 	ln      net.Listener
 	replies map[string]string
-	holdSet chan struct{} // when set, a SET is answered once it is closed
+	holdCmd string        // a command answered only once hold is closed (release)
+	hold    chan struct{} //
+	release func()        // closes hold, once
+	open    atomic.Int32  // connections open now
+	peak    atomic.Int32  // the most connections open at once
 	mu      sync.Mutex
 	cmds    []string
 }
 
 func startFakeRedis(t *testing.T, replies map[string]string) *fakeRedis {
+	return startHoldingRedis(t, replies, "")
+}
+
+// startHoldingRedis is startFakeRedis with every command named cmd held until f.hold is closed;
+// the test's cleanup closes it if the test has not.
+func startHoldingRedis(t *testing.T, replies map[string]string, cmd string) *fakeRedis {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeRedis{ln: ln, replies: replies}
+	f := &fakeRedis{ln: ln, replies: replies, holdCmd: cmd}
+	f.hold = make(chan struct{})
+	var release sync.Once
+	f.release = func() { release.Do(func() { close(f.hold) }) }
+	t.Cleanup(f.release)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -351,6 +365,10 @@ func (f *fakeRedis) count(name string) int {
 }
 
 func (f *fakeRedis) serve(c net.Conn) {
+	n := f.open.Add(1)
+	for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+	}
+	defer f.open.Add(-1)
 	defer c.Close()
 	r := bufio.NewReader(c)
 	for {
@@ -362,8 +380,8 @@ func (f *fakeRedis) serve(c net.Conn) {
 		f.mu.Lock()
 		f.cmds = append(f.cmds, name)
 		f.mu.Unlock()
-		if name == "SET" && f.holdSet != nil {
-			<-f.holdSet
+		if name == f.holdCmd {
+			<-f.hold
 		}
 		reply, ok := f.replies[name]
 		if !ok {
