@@ -245,7 +245,7 @@ func askIdP(m *middleware, rendered http.Header, token string) (*verdict, map[st
 	}
 	claims, reason := introspect(c, deadline, rendered, token, probe)
 	if c.watched {
-		logFileProblems(m)
+		logFileProblems(m, m.idp.fileProblems())
 	}
 	if reason != "" {
 		return failedIntrospection(m, reason), nil, false
@@ -259,9 +259,9 @@ func failedIntrospection(m *middleware, reason string) *verdict {
 	return reject(statusUnavailable, nil, "introspection failed")
 }
 
-// logFileProblems logs, once each, the problems met while re-reading the configured files.
-func logFileProblems(m *middleware) {
-	for _, problem := range m.idp.fileProblems() {
+// logFileProblems logs problems met while re-reading the configured files (each is taken once).
+func logFileProblems(m *middleware, problems []string) {
+	for _, problem := range problems {
 		m.logf("error", problem+"; the last good content stays in use")
 	}
 }

@@ -25,7 +25,7 @@ type redisClient struct {
 	username  string
 	password  func() string // inline, or re-read from passwordFile
 	database  int
-	tls       *tls.Config // nil: plain TCP
+	tlsFiles  *tlsSource // nil: plain TCP; its files are re-read (redisTLS)
 	timeout   time.Duration
 
 	// busy holds a slot for each command in flight, so that the client has at most redisMaxBusy
@@ -37,15 +37,17 @@ type redisClient struct {
 
 	mu   sync.Mutex
 	idle []*redisConn
+	tls  *tls.Config // guarded by mu: built from tlsFiles, nil for plain TCP
 
 	failures  atomic.Int32
 	skipUntil atomic.Int64 // Unix nanoseconds; while in the future, every call fails at once
 }
 
-// redisConn is one connection with its read buffer.
+// redisConn is one connection with its read buffer, and the TLS configuration it was opened with.
 type redisConn struct {
-	c net.Conn
-	r *bufio.Reader
+	c    net.Conn
+	r    *bufio.Reader
+	conf *tls.Config
 }
 
 const (
@@ -148,6 +150,7 @@ func redisTry(rc *redisClient, deadline time.Time, args []string) (redisReply, e
 
 // redisConnFor takes an idle connection, or opens one.
 func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
+	conf := redisTLS(rc, time.Now())
 	rc.mu.Lock()
 	if n := len(rc.idle); n > 0 {
 		conn := rc.idle[n-1]
@@ -158,7 +161,7 @@ func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
 	rc.mu.Unlock()
 	var lastErr error
 	for _, addr := range rc.endpoints {
-		conn, err := redisDial(rc, addr, deadline)
+		conn, err := redisDial(rc, addr, conf, deadline)
 		if err == nil {
 			return conn, nil
 		}
@@ -167,15 +170,40 @@ func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
 	return nil, lastErr
 }
 
-// redisDial opens a connection to addr: TCP, TLS if configured, then AUTH and SELECT.
-func redisDial(rc *redisClient, addr string, deadline time.Time) (*redisConn, error) {
+// redisTLS returns the TLS configuration of new connections. When the files of cache.redis.tls
+// have changed (tlsSource, as for clientConfig.tls), it is built again and the idle connections
+// of the old one are closed: a CA taken out of the file must stop being trusted, and a rotated
+// client certificate must be the one presented.
+func redisTLS(rc *redisClient, now time.Time) *tls.Config {
+	if rc.tlsFiles != nil && rc.tlsFiles.poll(now) {
+		if conf, err := rc.tlsFiles.build(); err != nil {
+			rc.tlsFiles.fail(err.Error())
+		} else {
+			rc.mu.Lock()
+			rc.tls = conf
+			idle := rc.idle
+			rc.idle = nil
+			rc.mu.Unlock()
+			for _, conn := range idle {
+				_ = conn.c.Close()
+			}
+		}
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.tls
+}
+
+// redisDial opens a connection to addr: TCP, TLS with conf if configured, then AUTH and SELECT.
+func redisDial(rc *redisClient, addr string, conf *tls.Config, deadline time.Time) (*redisConn, error) {
 	d := net.Dialer{Deadline: deadline}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	if rc.tls != nil {
-		conf := rc.tls.Clone()
+	opened := conf
+	if conf != nil {
+		conf = conf.Clone()
 		if conf.ServerName == "" {
 			if host, _, splitErr := net.SplitHostPort(addr); splitErr == nil {
 				conf.ServerName = host
@@ -189,7 +217,7 @@ func redisDial(rc *redisClient, addr string, deadline time.Time) (*redisConn, er
 		}
 		c = tc
 	}
-	conn := &redisConn{c: c, r: bufio.NewReader(c)}
+	conn := &redisConn{c: c, r: bufio.NewReader(c), conf: opened}
 	if err = redisHello(rc, conn, deadline); err != nil {
 		_ = c.Close()
 		return nil, err
@@ -224,10 +252,11 @@ func redisHello(rc *redisClient, conn *redisConn, deadline time.Time) error {
 	return nil
 }
 
-// redisRelease returns a healthy connection to the pool, or closes it when the pool is full.
+// redisRelease returns a healthy connection to the pool, or closes it when the pool is full or
+// the TLS configuration it was opened with has been replaced.
 func redisRelease(rc *redisClient, conn *redisConn) {
 	rc.mu.Lock()
-	if len(rc.idle) < redisMaxIdle {
+	if len(rc.idle) < redisMaxIdle && conn.conf == rc.tls {
 		rc.idle = append(rc.idle, conn)
 		rc.mu.Unlock()
 		return

@@ -77,7 +77,7 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 	if err != nil {
 		return nil, err
 	}
-	_, tlsConf, err := compileTLS("cache.redis.tls", r.TLS)
+	tlsFiles, tlsConf, err := compileTLS("cache.redis.tls", r.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 		prefix = defaultRedisPrefix
 	}
 	t := &sharedTier{
-		client:  sharedRedisClient(redisOptionsKey(endpoints, r), func() *redisClient { return redisClientFor(endpoints, r, password, tlsConf) }),
+		client:  sharedRedisClient(redisOptionsKey(endpoints, r), func() *redisClient { return redisClientFor(endpoints, r, password, tlsFiles, tlsConf) }),
 		prefix:  prefix + answerDigest(k, c.TTLSeconds) + ":",
 		revoked: prefix + "revoked:",
 		ttl:     int64(c.TTLSeconds),
@@ -154,11 +154,12 @@ func answerDigest(k *clientSettings, ttl int) string {
 }
 
 // redisClientFor makes the client of these options; it dials nothing.
-func redisClientFor(endpoints []string, r RedisConfig, password func() string, conf *tls.Config) *redisClient {
+func redisClientFor(endpoints []string, r RedisConfig, password func() string, files *tlsSource, conf *tls.Config) *redisClient {
 	rc := newRedisClient(endpoints, time.Duration(orDefault(r.TimeoutMilliseconds, defaultRedisTimeoutMs))*time.Millisecond)
 	rc.username = r.Username
 	rc.password = password
 	rc.database = r.Database
+	rc.tlsFiles = files
 	rc.tls = conf
 	return rc
 }
@@ -243,6 +244,9 @@ var errMGETShape = errors.New("redis: malformed reply to MGET")
 // sends the request on to the IdP, which does.
 func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable, marked bool) {
 	reply, err := redisDo(t.client, "MGET", key, marker)
+	if files := t.client.tlsFiles; files != nil {
+		logFileProblems(m, files.fileProblems())
+	}
 	if err == nil && len(reply.arr) != 2 {
 		err = errMGETShape
 	}

@@ -333,6 +333,11 @@ func startHoldingRedis(t *testing.T, replies map[string]string, cmd string) *fak
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFakeRedis(t, ln, replies, cmd)
+}
+
+// serveFakeRedis serves the fake on ln (plain TCP, or a TLS listener).
+func serveFakeRedis(t *testing.T, ln net.Listener, replies map[string]string, cmd string) *fakeRedis {
 	f := &fakeRedis{ln: ln, replies: replies, holdCmd: cmd}
 	f.hold = make(chan struct{})
 	var release sync.Once

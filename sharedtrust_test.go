@@ -7,8 +7,13 @@ package oauthintrospection
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestSharedTierKeepsEndpointTrustApart: a configuration that does not verify the IdP (or trusts
@@ -78,4 +83,115 @@ func TestSharedTierKeepsEndpointTrustApart(t *testing.T) {
 		}
 		seen[d] = name
 	}
+}
+
+// TestRedisTLSFilesRotate: the files of cache.redis.tls are re-read as clientConfig.tls's are. A CA
+// taken out of its file stops being trusted, on pooled connections too, for every handler, a
+// second New and a changed configuration on the same Redis; a rotated client certificate is the
+// one presented.
+func TestRedisTLSFilesRotate(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old-redis-ca"), newTestCA(t, "new-redis-ca")
+	one, two := newTestCA(t, "client-one"), newTestCA(t, "client-two")
+	dir := t.TempDir()
+	caFile := writeTemp(t, dir, "ca.pem", oldCA.certPEM)
+	certFile := writeTemp(t, dir, "client.pem", one.certPEM)
+	keyFile := writeTemp(t, dir, "client.key", one.keyPEM)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{oldCA.leaf(t, "127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whatever the key, this Redis answers with an entry that no IdP gave.
+	entry := "v1 " + strconv.FormatInt(time.Now().UnixNano(), 10) + ` {"active":true,"grp":"admin","sub":"mallory"}`
+	serveFakeRedis(t, ln, map[string]string{"MGET": "*2\r\n$" + strconv.Itoa(len(entry)) + "\r\n" + entry + "\r\n$-1\r\n"}, "")
+	idp := newRevocableIDP(t)
+	withTLS := func(prefix string) *Config {
+		return sharedConfig(idp, ln.Addr().String(), func(c *Config) {
+			c.Cache.Redis.TLS = TLSConfig{CA: caFile, Cert: certFile, Key: keyFile}
+			c.Cache.Redis.KeyPrefix = prefix
+		})
+	}
+	h1, up := replica(t, "rotate@redis-tls", withTLS(""))
+	h2, _ := replica(t, "rotate@redis-tls", withTLS(""))
+	expectStatus(t, send(h1, bearerRequest("bogus-1")), http.StatusOK) // the CA in the file is trusted
+	if req, _ := up.seen(); req == nil || req.Header.Get("Subject") != "mallory" {
+		t.Fatal("the entry of the trusted Redis was not used")
+	}
+
+	rc := inner(h1).settings.shared.client
+	writeByRename(t, caFile, newCA.certPEM)
+	writeByRename(t, certFile, two.certPEM)
+	writeByRename(t, keyFile, two.keyPEM)
+	for round := 0; round < 2; round++ { // the first read sees the change, the second confirms it
+		for _, p := range []*pemSource{&rc.tlsFiles.ca, &rc.tlsFiles.cert, &rc.tlsFiles.key} {
+			checkNow(p.file)
+		}
+		token := "bogus-round-" + strconv.Itoa(round)
+		if code := send(h2, bearerRequest(token)).Code; round == 0 && code != http.StatusOK {
+			t.Fatalf("the change was taken on its first read: status %d", code)
+		} else if round == 1 && code != http.StatusUnauthorized {
+			t.Fatalf("once the CA was taken out of its file: status %d, want 401 from the IdP", code)
+		}
+	}
+	reloaded, reloadedUp := replica(t, "rotate@redis-tls", withTLS(""))
+	changed, changedUp := replica(t, "rotate@redis-tls", withTLS("changed:"))
+	for name, h := range map[string]http.Handler{"first handler": h1, "second New": reloaded, "changed configuration": changed} {
+		expectStatus(t, send(h, bearerRequest("bogus-after-"+name)), http.StatusUnauthorized)
+	}
+	for _, u := range []*upstream{reloadedUp, changedUp} {
+		if req, _ := u.seen(); req != nil {
+			t.Errorf("forwarded after the rotation, with Subject %q", req.Header.Get("Subject"))
+		}
+	}
+	conf := redisTLS(rc, time.Now())
+	leaf, err := x509.ParseCertificate(conf.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectEqual(t, "client certificate after rotation", leaf.Subject.CommonName, "client-two")
+
+	// A file that no longer makes a configuration is an ERROR line; the last good one stays.
+	logs := captureLogs(inner(h2))
+	writeByRename(t, caFile, "no certificate here\n")
+	for round := 0; round < 2; round++ {
+		checkNow(rc.tlsFiles.ca.file)
+		expectStatus(t, send(h2, bearerRequest("bogus-broken-"+strconv.Itoa(round))), http.StatusUnauthorized)
+	}
+	if !strings.Contains(logs(), "cache.redis.tls.ca: no PEM certificate found; the last good content stays in use") {
+		t.Errorf("a broken CA file was not logged:\n%s", logs())
+	}
+	if redisTLS(rc, time.Now()) != conf {
+		t.Error("a broken CA file replaced the TLS configuration")
+	}
+}
+
+// TestRedisReleaseAfterRotation: a connection that was in use while the TLS files changed is
+// closed when it is given back, not pooled, so that no later command runs on the old trust. One of
+// the current configuration is pooled.
+func TestRedisReleaseAfterRotation(t *testing.T) {
+	rc := newRedisClient([]string{"127.0.0.1:1"}, time.Second)
+	before, after := &tls.Config{}, &tls.Config{}
+	rc.tls = after
+	old, oldPeer := net.Pipe()
+	defer oldPeer.Close()
+	redisRelease(rc, &redisConn{c: old, conf: before})
+	if len(rc.idle) != 0 {
+		t.Fatal("a connection of the replaced TLS configuration was pooled")
+	}
+	_ = oldPeer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := oldPeer.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("a connection of the replaced TLS configuration was left open: %v", err)
+	}
+	current, currentPeer := net.Pipe()
+	defer currentPeer.Close()
+	redisRelease(rc, &redisConn{c: current, conf: after})
+	if len(rc.idle) != 1 || rc.idle[0].c != current {
+		t.Errorf("a connection of the current TLS configuration was not pooled")
+	}
+	_ = current.Close()
+}
+
+// isTimeout tells a read deadline's error.
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
