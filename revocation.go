@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -80,16 +81,11 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		http.Error(rw, http.StatusText(http.StatusBadRequest), http.StatusBadRequest)
 		return
 	}
-	// What parses is used even when some of the body does not: an IdP that reads the body more
-	// leniently than url.ParseQuery revokes the token all the same.
-	form, _ := url.ParseQuery(string(body))
-	tokens := form["token"]
-	if len(tokens) > 1 {
-		// RFC 7009 section 2.1 revokes one token; RFC 6749 section 3.1 forbids a parameter twice.
-		// Each token costs a marker in every Redis, so one request must not carry thousands.
+	token, ok := revocationToken(req, body)
+	if !ok {
 		rw.Header().Set("Content-Type", "application/json")
 		rw.WriteHeader(http.StatusBadRequest)
-		_, _ = rw.Write([]byte(`{"error":"invalid_request","error_description":"one token per request"}`))
+		_, _ = rw.Write([]byte(`{"error":"invalid_request","error_description":"a form with one token"}`))
 		return
 	}
 	r := m.settings.revocation
@@ -107,8 +103,8 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	if status == http.StatusOK && len(tokens) == 1 && tokens[0] != "" {
-		forgetToken(m, tokens[0])
+	if status == http.StatusOK {
+		forgetToken(m, token)
 	}
 	for _, name := range relayedHeaders {
 		if v := header.Get(name); v != "" {
@@ -117,6 +113,30 @@ func serveRevocation(m *middleware, rw http.ResponseWriter, req *http.Request) {
 	}
 	rw.WriteHeader(status)
 	_, _ = rw.Write(answer)
+}
+
+// revocationToken returns the token of a revocation request: RFC 7009 section 2.1 sends it as
+// the token parameter of an application/x-www-form-urlencoded body, and RFC 6749 section 3.1
+// forbids any parameter twice. A body the relay cannot read exactly so is refused, not relayed:
+// an IdP that reads more leniently (a multipart form, ";" between parameters) could revoke a
+// token that the middleware would never forget, and each token costs a marker in every Redis, so
+// one request must not carry thousands.
+func revocationToken(req *http.Request, body []byte) (string, bool) {
+	mediaType, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || mediaType != "application/x-www-form-urlencoded" {
+		return "", false
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return "", false
+	}
+	for _, values := range form {
+		if len(values) != 1 {
+			return "", false
+		}
+	}
+	token := form.Get("token")
+	return token, token != ""
 }
 
 // relayRevocation sends the client's revocation request to the IdP, with the client's

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -459,15 +460,20 @@ func TestRevocationMarksEveryTier(t *testing.T) {
 	expectStatus(t, send(cold, bearerRequest("tok-p")), http.StatusUnauthorized)
 }
 
-// TestRevocationLenientBody: a body that url.ParseQuery reads only in part (a ";") still
-// forgets the token the IdP revoked.
-func TestRevocationLenientBody(t *testing.T) {
+// TestRevocationBodyTheRelayMustRead: a revocation is relayed only when the middleware reads its
+// token exactly as RFC 7009 section 2.1 sends it: one token parameter of a form, no parameter
+// twice. Otherwise an IdP that reads more leniently (a multipart form, ";" between parameters)
+// could revoke a token the middleware never forgets. Each refusal is a 400 the IdP never sees,
+// and the token still passes; a form with a charset is read, and the token is forgotten on every
+// handler.
+func TestRevocationBodyTheRelayMustRead(t *testing.T) {
 	idp := newRevocableIDP(t)
+	var relayed atomic.Int32
 	lenient := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := make([]byte, 4096)
-		n, _ := r.Body.Read(body)
-		for _, kv := range strings.Split(string(body[:n]), "&") {
-			if v, ok := strings.CutPrefix(kv, "token="); ok {
+		relayed.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		for _, kv := range strings.FieldsFunc(string(body), func(c rune) bool { return c == '&' || c == ';' || c == '\n' || c == '"' }) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(kv), "token="); ok {
 				idp.mu.Lock()
 				idp.revoked[v] = true
 				idp.mu.Unlock()
@@ -478,11 +484,44 @@ func TestRevocationLenientBody(t *testing.T) {
 	cfg := bearerConfig(idp.srv.URL + "/introspect")
 	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: lenient.URL}
 	a, _ := replica(t, "a@lenient", cfg)
+	b, _ := replica(t, "a@lenient", cfg)
+	form := "application/x-www-form-urlencoded"
+	for _, c := range []struct{ contentType, body string }{
+		{form, "token=tok-d&x=a;b"},
+		{form, "token_type_hint=access_token;token=tok-d"},
+		{form, "token=tok-d&token=tok-e"},
+		{form, "token=tok-d&token_type_hint=a&token_type_hint=b"},
+		{form, "token="},
+		{form, "token_type_hint=access_token"},
+		{form, "token=tok-d&%zz"},
+		{"multipart/form-data; boundary=x", "--x\nContent-Disposition: form-data; name=\"token\"\n\ntoken=tok-d\n--x--"},
+		{"application/json", `{"token":"tok-d"}`},
+		{"", "token=tok-d"},
+	} {
+		expectStatus(t, send(a, bearerRequest("tok-d")), http.StatusOK)
+		req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader(c.body))
+		if c.contentType != "" {
+			req.Header.Set("Content-Type", c.contentType)
+		}
+		rec := send(b, req)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"error":"invalid_request"`) {
+			t.Errorf("%q (%s): %d %q, want 400 invalid_request", c.body, c.contentType, rec.Code, rec.Body.String())
+		}
+	}
+	if n := relayed.Load(); n != 0 {
+		t.Fatalf("%d refused revocations reached the IdP", n)
+	}
 	expectStatus(t, send(a, bearerRequest("tok-d")), http.StatusOK)
-	req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token=tok-d&x=a;b"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	expectStatus(t, send(a, req), http.StatusOK)
-	expectStatus(t, send(a, bearerRequest("tok-d")), http.StatusUnauthorized)
+
+	req := httptest.NewRequest(http.MethodPost, "/revoke", strings.NewReader("token=tok-d&token_type_hint=access_token"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+	expectStatus(t, send(b, req), http.StatusOK)
+	reloaded, _ := replica(t, "a@lenient", cfg)
+	for name, h := range map[string]http.Handler{"first handler": a, "second handler": b, "second New": reloaded} {
+		if code := send(h, bearerRequest("tok-d")).Code; code != http.StatusUnauthorized {
+			t.Errorf("%s after the revocation: %d, want 401", name, code)
+		}
+	}
 }
 
 // TestSharedTierBlackhole: a Redis that takes connections and never answers costs a miss one
