@@ -51,11 +51,12 @@ type redisConn struct {
 }
 
 const (
-	redisMaxIdle        = 16
-	// redisMaxBusy bounds the commands in flight on one client. A lookup runs on every local miss,
+	redisMaxIdle = 16
+	// redisMaxBusy bounds the lookups and entry writes in flight on one client (revocation markers
+	// are bounded by the revocation slots instead). A lookup runs on every local miss,
 	// before the IdP's in-flight bound, so without it a flood of made-up tokens would open a
 	// connection each and use up the maxclients that every replica shares.
-	redisMaxBusy = 32
+	redisMaxBusy        = 32
 	redisFailuresToOpen = 3
 	redisOpenFor        = time.Second
 	redisMaxBulk        = 1 << 20 // a cached answer is at most maxResponseBytes of JSON
@@ -73,8 +74,8 @@ var errRedisNil = errors.New("redis: nil")
 // errRedisSkipped is a call not made because the client's breaker is open.
 var errRedisSkipped = errors.New("redis: skipped after consecutive failures")
 
-// errRedisBusy is a call not made because redisMaxBusy others held the client's connections for
-// half of its timeout. It says nothing of Redis's health, so the breaker does not count it.
+// errRedisBusy is a call not made because redisMaxBusy lookups and entry writes held the client's
+// connections for half of its timeout. It says nothing of Redis's health, so the breaker does not count it.
 var errRedisBusy = errors.New("redis: every connection busy")
 
 // newRedisClient makes a client of endpoints, without a password; it dials nothing.
@@ -94,7 +95,9 @@ type redisReply struct {
 	null bool
 }
 
-// redisDo runs one command within the client's timeout, on a pooled connection or a new one.
+// redisDo runs one command within the client's timeout, on a pooled connection or a new one. It
+// waits for one of the busy slots first, for at most half the timeout: the other half is the
+// command's.
 func redisDo(rc *redisClient, args ...string) (redisReply, error) {
 	if until := rc.skipUntil.Load(); until != 0 {
 		now := time.Now()
@@ -104,18 +107,19 @@ func redisDo(rc *redisClient, args ...string) (redisReply, error) {
 			return redisReply{}, errRedisSkipped
 		}
 	}
-	return redisCall(rc, args...)
-}
-
-// redisCall runs one command as redisDo does, whatever the client's breaker says, and counts
-// its outcome for the breaker. It waits for one of the busy slots first, for at most half the
-// timeout: the other half is the command's.
-func redisCall(rc *redisClient, args ...string) (redisReply, error) {
 	deadline := time.Now().Add(rc.timeout)
 	if !sendWithin(rc.busyV, rc.slotV, rc.timeout/2, deadline) {
 		return redisReply{}, errRedisBusy
 	}
 	defer func() { <-rc.busy }()
+	return redisCall(rc, deadline, args...)
+}
+
+// redisCall runs one command as redisDo does, but whatever the client's breaker says and without
+// a busy slot, and counts its outcome for the breaker. Only revocation markers (sharedMark) call it
+// directly: a flood of lookups that holds every busy slot must not keep a marker out, and the
+// revocation slots already bound them.
+func redisCall(rc *redisClient, deadline time.Time, args ...string) (redisReply, error) {
 	reply, err := redisTry(rc, deadline, args)
 	if err != nil && !isRedisReplyError(err) {
 		if rc.failures.Add(1) >= redisFailuresToOpen {

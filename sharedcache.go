@@ -337,11 +337,11 @@ func splitSharedEntry(entry string) (int64, string, bool) {
 // lives ttl seconds, the longest markFor of the tiers under its prefix (registeredTiers), and two
 // more: an entry lives at most ttl from when its IdP was asked (sharedPut), and entries asked
 // up to a second after the revocation are distrusted too (sharedGet). It is written even while
-// the client's breaker skips calls: a revocation is rare, and a marker that is not written lets
-// other replicas accept the token.
+// the client's breaker skips calls, and without a busy slot (redisCall): a revocation is rare, and
+// a marker that is not written lets other replicas accept the token.
 func sharedMark(m *middleware, t *sharedTier, marker string, now time.Time, ttl int64) {
 	at := strconv.FormatInt(now.UnixNano(), 10)
-	if _, err := redisCall(t.client, "SET", marker, at, "EX", strconv.FormatInt(ttl+2, 10)); err != nil {
+	if _, err := redisCall(t.client, time.Now().Add(t.client.timeout), "SET", marker, at, "EX", strconv.FormatInt(ttl+2, 10)); err != nil {
 		m.logf("error", "shared cache: Redis write of a revocation failed ("+redisErrorCategory(err)+"); other replicas may accept the token for up to "+strconv.FormatInt(ttl, 10)+" s")
 	}
 }
