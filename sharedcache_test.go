@@ -496,6 +496,8 @@ func TestRevocationBodyTheRelayMustRead(t *testing.T) {
 		{form, "token=tok-d&%zz"},
 		{"multipart/form-data; boundary=x", "--x\nContent-Disposition: form-data; name=\"token\"\n\ntoken=tok-d\n--x--"},
 		{"application/json", `{"token":"tok-d"}`},
+		{"text/plain", "token=tok-d"}, // a body that reads as a form, of another type
+		{"multipart/form-data; boundary=x", "token=tok-d"},
 		{"", "token=tok-d"},
 	} {
 		expectStatus(t, send(a, bearerRequest("tok-d")), http.StatusOK)
