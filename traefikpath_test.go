@@ -88,6 +88,14 @@ func readSource(b testing.TB, path string) string {
 	return string(src)
 }
 
+// framesStart and framesStop, when set, are called around each row's measured loop:
+// bench/frames/run.sh sets them, in a copy of this package built with a counting Yaegi, to count
+// the interpreted calls and frame slots of a request. They stay nil in every other build.
+var (
+	framesStart func()
+	framesStop  func(row string, requests int)
+)
+
 // minted numbers the fresh tokens of every run, so that no run meets another's cached tokens.
 var minted atomic.Int64
 
@@ -148,6 +156,9 @@ func BenchmarkTraefikPath(b *testing.B) {
 			}
 			before := calls.Load()
 			b.ReportAllocs()
+			if framesStart != nil {
+				framesStart()
+			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if row.fresh {
@@ -156,6 +167,9 @@ func BenchmarkTraefikPath(b *testing.B) {
 				row.h.ServeHTTP(rw, req)
 			}
 			b.StopTimer()
+			if framesStop != nil {
+				framesStop(row.name, b.N)
+			}
 			if made := calls.Load() - before; (made == int64(b.N)) != row.calls {
 				b.Fatalf("%d IdP calls for %d requests", made, b.N)
 			}
