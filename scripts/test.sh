@@ -18,6 +18,17 @@ step "unit tests, compiled (-race) and interpreted by Yaegi v0.16.1"
 go test -race -count=1 ./...
 (cd scripts/mutants && go vet ./... && go test -count=1 ./...)
 
+step "make bench-frames: the counting Yaegi builds and counts a hit, per function"
+# Not a measurement (docs/performance.md has those): a check that the README's make bench-frames
+# still works, since its patch is tied to Yaegi v0.16.1's source.
+frames="$(FRAMES_ROWS='hit$' FRAMES_REQUESTS=200 bash bench/frames/run.sh)"
+if ! grep -Eq '^hit: [0-9.]+ interpreted calls and [0-9]+ frame slots a request' <<<"$frames" ||
+  ! grep -Eq '^  fastHit +1\.00 calls' <<<"$frames"; then
+  printf '%s\n' "$frames"
+  echo "make bench-frames printed no count for the hit row and its fastHit" >&2
+  exit 1
+fi
+
 step "fuzzing (bounded, one target at a time)"
 # Each target runs a number of inputs, about 20 s on the development machine, not a duration: with a
 # duration, Go 1.26's fuzzing coordinator can fail a run that found nothing with a bare "context
