@@ -11,7 +11,12 @@ package oauthintrospection
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -30,7 +35,13 @@ import (
 // benchIDP answers like node-oidc-provider: active for any token but those starting "bogus".
 // calls counts the introspections, so that a row can show it made the calls it should.
 func benchIDP(b *testing.B, calls *atomic.Int64) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(benchAnswers(calls))
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func benchAnswers(calls *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		if strings.HasPrefix(r.PostFormValue("token"), "bogus") {
@@ -38,9 +49,39 @@ func benchIDP(b *testing.B, calls *atomic.Int64) string {
 			return
 		}
 		_, _ = w.Write([]byte(benchAnswer))
-	}))
+	})
+}
+
+// benchFilesIDP is benchIDP over TLS, with its CA in a file and a client secret in another: the
+// configuration whose miss re-reads files (at most every 5 s) and picks the TLS client each time.
+// It returns the endpoint and the paths of the CA and of the secret.
+func benchFilesIDP(b *testing.B, calls *atomic.Int64) (url, caFile, secretFile string) {
+	srv := httptest.NewTLSServer(benchAnswers(calls))
 	b.Cleanup(srv.Close)
-	return srv.URL
+	dir := b.TempDir()
+	caFile = filepath.Join(dir, "ca.pem")
+	secretFile = filepath.Join(dir, "secret")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(secretFile, []byte("rs-basic-secret\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return srv.URL, caFile, secretFile
+}
+
+// benchKey is an EC key in PEM, to sign private_key_jwt assertions.
+func benchKey(b *testing.B) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // interpretSource loads a one-file plugin, package pkg, as Traefik would, with its CreateConfig's
@@ -121,6 +162,14 @@ func BenchmarkTraefikPath(b *testing.B) {
 		return h
 	}
 	// least-full's configuration is the one build gives ours.
+	tlsIDP, caFile, secretFile := benchFilesIDP(b, &calls)
+	withFiles := func(o map[string]any) {
+		o["clientConfig"] = map[string]any{"url": tlsIDP, "clientId": "rs-basic", "clientSecretFile": secretFile, "tls": map[string]any{"ca": caFile}}
+	}
+	key := benchKey(b)
+	withJWT := func(o map[string]any) {
+		o["clientConfig"] = map[string]any{"url": idp, "clientId": "rs-jwt", "authMethod": "private_key_jwt", "privateKey": key}
+	}
 	full := map[string]any{"URL": idp, "Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("rs-basic:rs-basic-secret")), "ForwardAuthorization": true}
 	rows := []struct {
 		name  string
@@ -137,6 +186,10 @@ func BenchmarkTraefikPath(b *testing.B) {
 		{name: "least-full-miss", want: 404, h: interpretSource(b, "leastfull", readSource(b, "bench/least/full/leastfull.go"), full), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "hit", want: 404, h: build("hit@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "miss", want: 404, h: build("miss@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
+		// A miss with the options whose credentials or client are worked out per call: a client
+		// secret and a CA read from files (TLS), and a private_key_jwt assertion signed per call.
+		{name: "miss-files", want: 404, h: build("miss-files@bench", withFiles), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
+		{name: "miss-jwt", want: 404, h: build("miss-jwt@bench", withJWT), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "bogus", want: 401, h: build("bogus@bench", nil), auth: "Bearer bogus-2YotnFZFEjr1zCsicMWpAA", calls: true},
 		{name: "malformed", want: 401, h: build("malformed@bench", nil), auth: "Bearer Bearer 2YotnFZFEjr1zCsicMWpAA"},
 	}
