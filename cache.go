@@ -69,8 +69,8 @@ func newVerdictCache(c CacheConfig) *verdictCache {
 	}
 }
 
-// get returns the entry for key, fresh or not, or nil.
-func (c *verdictCache) get(key cacheKey) *cacheEntry {
+// cachedEntry returns the entry for key, fresh or not, or nil.
+func cachedEntry(c *verdictCache, key cacheKey) *cacheEntry {
 	c.mu.RLock()
 	e := c.entries[key]
 	c.mu.RUnlock()

@@ -104,7 +104,7 @@ func TestCacheLifetimeIsCappedByExp(t *testing.T) {
 		{"none", now + 30, now + 630},
 	}
 	for _, want := range checks {
-		e := c.get(tokenKey(want.key, nil, nil))
+		e := cachedEntry(c, tokenKey(want.key, nil, nil))
 		if e == nil {
 			t.Errorf("%s: not cached", want.key)
 			continue
@@ -113,7 +113,7 @@ func TestCacheLifetimeIsCappedByExp(t *testing.T) {
 			t.Errorf("%s: fresh/stale until = %d/%d, want %d/%d", want.key, e.freshUntil-now, e.staleUntil-now, want.fresh-now, want.stale-now)
 		}
 	}
-	if c.get(tokenKey("gone", nil, nil)) != nil {
+	if cachedEntry(c, tokenKey("gone", nil, nil)) != nil {
 		t.Errorf("an already expired answer was cached")
 	}
 }
@@ -242,10 +242,10 @@ func TestCacheBound(t *testing.T) {
 	if cacheLen(c) != maxEntries {
 		t.Errorf("entries = %d, want %d", cacheLen(c), maxEntries)
 	}
-	if c.get(tokenKey("bogus-"+fmt.Sprint(total-1), nil, nil)) == nil {
+	if cachedEntry(c, tokenKey("bogus-"+fmt.Sprint(total-1), nil, nil)) == nil {
 		t.Errorf("the newest entry was evicted")
 	}
-	if c.get(tokenKey("bogus-0", nil, nil)) != nil {
+	if cachedEntry(c, tokenKey("bogus-0", nil, nil)) != nil {
 		t.Errorf("the oldest entry was kept")
 	}
 }
@@ -326,7 +326,7 @@ func TestStaleIfError(t *testing.T) {
 			}
 			// Served stale, the answer is re-armed for staleRetrySeconds (never past staleUntil):
 			// the next request does not wait for another failing call.
-			e := rig.m.cache.get(key)
+			e := cachedEntry(rig.m.cache, key)
 			if e == nil || e.freshUntil <= now || e.freshUntil > now+staleRetrySeconds+1 || e.staleUntil != now+test.staleUntil {
 				t.Fatalf("entry after a stale answer: %+v", e)
 			}
@@ -484,7 +484,7 @@ func TestCacheBoundsBytes(t *testing.T) {
 	if n != 3 || bytes > 1<<20 {
 		t.Errorf("%d entries holding %d bytes; want 3 within %d", n, bytes, 1<<20)
 	}
-	if c.get(tokenKey("big-9", nil, nil)) == nil || c.get(tokenKey("big-6", nil, nil)) != nil {
+	if cachedEntry(c, tokenKey("big-9", nil, nil)) == nil || cachedEntry(c, tokenKey("big-6", nil, nil)) != nil {
 		t.Errorf("the cache did not keep the newest entries")
 	}
 	seen, _ := rig.up.seen()

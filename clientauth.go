@@ -95,7 +95,7 @@ func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
 	}
 	if method != authPrivateKeyJWT && (a.secret == nil || a.secret.file == nil) {
 		// Nothing changes between calls: compute the credentials once.
-		a.fixedForm, a.fixedHeader, _ = a.credentials(time.Time{})
+		a.fixedForm, a.fixedHeader, _ = credentials(a, time.Time{})
 		a.fixed = true
 	}
 	return a, nil
@@ -144,7 +144,7 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 		if file, err = openWatched(cc.PrivateKeyFile, maxPEMFileBytes, time.Now()); err != nil {
 			return fmt.Errorf("%s: %w", field, err)
 		}
-		pemText = file.accepted()
+		pemText = acceptedContent(file)
 	case cc.PrivateKey == "":
 		return errors.New("clientConfig.privateKey: required by authMethod private_key_jwt (or set privateKeyFile)")
 	}
@@ -227,7 +227,7 @@ func algorithmFor(key crypto.Signer, alg string) (string, error) {
 
 // credentials returns what one call adds to the form body (starting with "&") and the value of its
 // Authorization header, if any. An assertion is made for each call: its jti must be unique.
-func (a *clientAuth) credentials(now time.Time) (form, authorization string, err error) {
+func credentials(a *clientAuth, now time.Time) (form, authorization string, err error) {
 	if a.fixed {
 		return a.fixedForm, a.fixedHeader, nil
 	}
@@ -235,12 +235,12 @@ func (a *clientAuth) credentials(now time.Time) (form, authorization string, err
 	case authSecretBasic:
 		// RFC 6749 section 2.3.1: id and secret are form-encoded before they are joined, so that a
 		// ":" or "%" in either survives.
-		pair := url.QueryEscape(a.clientID) + ":" + url.QueryEscape(a.secret.get(now))
+		pair := url.QueryEscape(a.clientID) + ":" + url.QueryEscape(secretAt(a.secret, now))
 		return "", "Basic " + base64.StdEncoding.EncodeToString([]byte(pair)), nil
 	case authSecretPost:
-		return "&client_id=" + url.QueryEscape(a.clientID) + "&client_secret=" + url.QueryEscape(a.secret.get(now)), "", nil
+		return "&client_id=" + url.QueryEscape(a.clientID) + "&client_secret=" + url.QueryEscape(secretAt(a.secret, now)), "", nil
 	case authPrivateKeyJWT:
-		assertion, err := a.assertion(now)
+		assertion, err := signedAssertion(a, now)
 		if err != nil {
 			return "", "", err
 		}
@@ -254,9 +254,9 @@ func (a *clientAuth) credentials(now time.Time) (form, authorization string, err
 	return "&client_id=" + url.QueryEscape(a.clientID), "", nil
 }
 
-// assertion signs a client assertion (RFC 7523 section 3): iss and sub are the client, aud the
+// signedAssertion signs a client assertion (RFC 7523 section 3): iss and sub are the client, aud the
 // endpoint (or assertionAudience), with a short lifetime and a unique jti.
-func (a *clientAuth) assertion(now time.Time) (string, error) {
+func signedAssertion(a *clientAuth, now time.Time) (string, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("making a jti: %w", err)
@@ -277,16 +277,16 @@ func (a *clientAuth) assertion(now time.Time) (string, error) {
 		return "", err
 	}
 	signingInput := b64(header) + "." + b64(claims)
-	sig, err := a.sign(a.key.get(now, a.alg), []byte(signingInput))
+	sig, err := signJWS(a, signerAt(a.key, now, a.alg), []byte(signingInput))
 	if err != nil {
 		return "", fmt.Errorf("signing the client assertion: %w", err)
 	}
 	return signingInput + "." + b64(sig), nil
 }
 
-// sign makes a JWS signature (RFC 7518 section 3): PKCS #1 v1.5 for RS256; for ES256 the raw r||s
+// signJWS makes a JWS signature (RFC 7518 section 3): PKCS #1 v1.5 for RS256; for ES256 the raw r||s
 // pair of 32 bytes each, not the ASN.1 form crypto/ecdsa returns by default.
-func (a *clientAuth) sign(signer crypto.Signer, input []byte) ([]byte, error) {
+func signJWS(a *clientAuth, signer crypto.Signer, input []byte) ([]byte, error) {
 	digest := sha256.Sum256(input)
 	if a.alg == "RS256" {
 		return rsa.SignPKCS1v15(rand.Reader, signer.(*rsa.PrivateKey), crypto.SHA256, digest[:])
@@ -318,21 +318,21 @@ func newSecretFile(path string, now time.Time) (*secretSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, err := parseSecret(file.accepted())
+	secret, err := parseSecret(acceptedContent(file))
 	if err != nil {
 		return nil, err
 	}
 	return &secretSource{file: file, current: secret}, nil
 }
 
-// get returns the current secret.
-func (s *secretSource) get(now time.Time) string {
+// secretAt returns the current secret.
+func secretAt(s *secretSource, now time.Time) string {
 	if s.file == nil {
 		return s.value
 	}
-	if content := s.file.poll(now); content != nil {
+	if content := pollFile(s.file, now); content != nil {
 		if secret, err := parseSecret(content); err != nil {
-			s.file.fail(err.Error())
+			failFile(s.file, err.Error())
 		} else {
 			s.mu.Lock()
 			s.current = secret
@@ -376,11 +376,11 @@ type keySource struct {
 	signer crypto.Signer
 }
 
-// get returns the current key.
-func (k *keySource) get(now time.Time, alg string) crypto.Signer {
+// signerAt returns the current key.
+func signerAt(k *keySource, now time.Time, alg string) crypto.Signer {
 	if k.file != nil {
-		if content := k.file.poll(now); content != nil {
-			k.reload(content, alg)
+		if content := pollFile(k.file, now); content != nil {
+			reloadKey(k, content, alg)
 		}
 	}
 	k.mu.Lock()
@@ -388,13 +388,15 @@ func (k *keySource) get(now time.Time, alg string) crypto.Signer {
 	return k.signer
 }
 
-func (k *keySource) reload(content []byte, alg string) {
+// reloadKey takes content as the key when it parses and fits alg; otherwise the last good key
+// stays and the problem is recorded for the log.
+func reloadKey(k *keySource, content []byte, alg string) {
 	signer, err := parsePrivateKey(content)
 	if err == nil {
 		_, err = algorithmFor(signer, alg)
 	}
 	if err != nil {
-		k.file.fail(err.Error())
+		failFile(k.file, err.Error())
 		return
 	}
 	k.mu.Lock()
@@ -402,17 +404,17 @@ func (k *keySource) reload(content []byte, alg string) {
 	k.mu.Unlock()
 }
 
-// fileProblems returns, once each, the problems met while re-reading the files of client
+// authFileProblems returns, once each, the problems met while re-reading the files of client
 // authentication, by option name.
-func (a *clientAuth) fileProblems() []string {
+func authFileProblems(a *clientAuth) []string {
 	var out []string
 	if a.secret != nil && a.secret.file != nil {
-		if p := a.secret.file.takeProblem(); p != "" {
+		if p := takeProblem(a.secret.file); p != "" {
 			out = append(out, "clientConfig.clientSecretFile: "+p)
 		}
 	}
 	if a.key != nil && a.key.file != nil {
-		if p := a.key.file.takeProblem(); p != "" {
+		if p := takeProblem(a.key.file); p != "" {
 			out = append(out, "clientConfig.privateKeyFile: "+p)
 		}
 	}

@@ -60,9 +60,9 @@ func openWatched(path string, limit int64, now time.Time) (*watchedFile, error) 
 	}, nil
 }
 
-// poll reads the file again when its time has come, and returns the new content when a change is
+// pollFile reads the file again when its time has come, and returns the new content when a change is
 // taken. Otherwise it returns nil.
-func (w *watchedFile) poll(now time.Time) []byte {
+func pollFile(w *watchedFile, now time.Time) []byte {
 	w.mu.Lock()
 	if w.reading || now.Before(w.nextCheck) {
 		w.mu.Unlock()
@@ -97,22 +97,22 @@ func (w *watchedFile) poll(now time.Time) []byte {
 	return content
 }
 
-// accepted returns the content taken last.
-func (w *watchedFile) accepted() []byte {
+// acceptedContent returns the content taken last.
+func acceptedContent(w *watchedFile) []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.content
 }
 
-// fail records a problem with content that poll returned, for takeProblem.
-func (w *watchedFile) fail(problem string) {
+// failFile records a problem with content that pollFile returned, for takeProblem.
+func failFile(w *watchedFile, problem string) {
 	w.mu.Lock()
 	w.problem = problem
 	w.mu.Unlock()
 }
 
 // takeProblem returns, once, the last problem met while reading the file again.
-func (w *watchedFile) takeProblem() string {
+func takeProblem(w *watchedFile) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p := w.problem

@@ -189,16 +189,16 @@ func TestWatchedFileAfterSameContentRename(t *testing.T) {
 	}
 	writeByRename(t, path, "full-secret-value\n")
 	checkNow(w)
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Fatalf("the same content was taken as a change")
 	}
 	writeInPlace(t, path, "new-sec")
 	checkNow(w)
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Errorf("an in-place write %q was taken without its confirming read", got)
 	}
 	checkNow(w)
-	if got := string(w.poll(time.Now())); got != "new-sec" {
+	if got := string(pollFile(w, time.Now())); got != "new-sec" {
 		t.Errorf("after the confirming read: %q, want the new content", got)
 	}
 }

@@ -72,11 +72,11 @@ type attemptResult struct {
 func newIDPClient(cs clientSettings, l *logger) *idpClient {
 	c := &idpClient{clientSettings: cs, formTail: cs.hintField, base: http.Header{}, guard: newGuard(cs, l)}
 	// Two statements: under Yaegi v0.16.1 a parallel assignment with a call in it left c.conf nil.
-	c.client = c.newHTTPClient(cs.tlsConfig)
+	c.client = newHTTPClient(c, cs.tlsConfig)
 	c.conf = cs.tlsConfig
 	if c.templated == nil {
 		// Nothing depends on the request: build the headers once, not per call.
-		c.static, _, _ = c.renderHeaders(nil)
+		c.static, _, _ = renderHeaders(c, nil)
 		for k, v := range c.static {
 			c.base[k] = v
 		}
@@ -100,7 +100,7 @@ func newIDPClient(cs clientSettings, l *logger) *idpClient {
 }
 
 // newHTTPClient makes the HTTP client of the endpoint with the TLS configuration conf.
-func (c *idpClient) newHTTPClient(conf *tls.Config) *http.Client {
+func newHTTPClient(c *idpClient, conf *tls.Config) *http.Client {
 	// No custom dialer: Yaegi v0.16.1 rejects a method value of net.Dialer in a struct literal, and
 	// the request context's deadline already bounds the dial.
 	transport := &http.Transport{
@@ -125,15 +125,15 @@ func (c *idpClient) newHTTPClient(conf *tls.Config) *http.Client {
 // httpClient returns the client to call the endpoint with. When a TLS file changed, it first
 // replaces the client by one with the new files; if they do not make a TLS configuration, the
 // old client stays and the problem is logged.
-func (c *idpClient) httpClient(now time.Time) *http.Client {
+func httpClient(c *idpClient, now time.Time) *http.Client {
 	if c.tls == nil {
 		return c.client
 	}
-	if c.tls.poll(now) {
-		if conf, err := c.tls.build(); err != nil {
-			c.tls.fail(err.Error())
+	if pollTLS(c.tls, now) {
+		if conf, err := buildTLS(c.tls); err != nil {
+			failTLS(c.tls, err.Error())
 		} else {
-			fresh := c.newHTTPClient(conf)
+			fresh := newHTTPClient(c, conf)
 			c.mu.Lock()
 			old := c.client
 			c.client = fresh
@@ -147,15 +147,15 @@ func (c *idpClient) httpClient(now time.Time) *http.Client {
 	return c.client
 }
 
-// fileProblems returns, once each, the problems met while re-reading the files the configuration
+// idpFileProblems returns, once each, the problems met while re-reading the files the configuration
 // names, by option name.
-func (c *idpClient) fileProblems() []string {
+func idpFileProblems(c *idpClient) []string {
 	var out []string
 	if c.auth != nil {
-		out = c.auth.fileProblems()
+		out = authFileProblems(c.auth)
 	}
 	if c.tls != nil {
-		out = append(out, c.tls.fileProblems()...)
+		out = append(out, tlsFileProblems(c.tls)...)
 	}
 	return out
 }
@@ -172,7 +172,7 @@ func introspect(c *idpClient, deadline time.Time, extra http.Header, token strin
 	defer cancel()
 	client := c.client
 	if c.tls != nil {
-		client = c.httpClient(time.Now())
+		client = httpClient(c, time.Now())
 	}
 	// RFC 7662 section 2.1: the token and its hint, form-encoded in a POST body.
 	form := "token=" + url.QueryEscape(token) + c.formTail
@@ -192,7 +192,7 @@ func introspect(c *idpClient, deadline time.Time, extra http.Header, token strin
 // introspect so that a miss answered at once pays for none of the loop's frame slots.)
 func retry(c *idpClient, ctx context.Context, client *http.Client, form string, extra http.Header, r attemptResult) attemptResult {
 	attempts := 1
-	for r.retry && attempts <= c.maxRetries && c.pause(ctx, attempts-1, r.after) {
+	for r.retry && attempts <= c.maxRetries && pause(ctx, c, attempts-1, r.after) {
 		if !closedBreaker(c.guard) {
 			r.err += " (attempts: " + strconv.Itoa(attempts) + "; the circuit breaker is open)"
 			return r
@@ -208,7 +208,7 @@ func retry(c *idpClient, ctx context.Context, client *http.Client, form string, 
 
 // pause waits before retry number try+1. It returns false when the wait would not fit in the
 // remaining time, or the context ends first.
-func (c *idpClient) pause(ctx context.Context, try int, after time.Duration) bool {
+func pause(ctx context.Context, c *idpClient, try int, after time.Duration) bool {
 	wait := backoff(try)
 	if after > wait {
 		wait = after
@@ -308,7 +308,7 @@ func statusResult(resp *http.Response) attemptResult {
 // from call to call (a secret or a key read from a file, a signed assertion), and the
 // Authorization header value they need, if any.
 func perCallCredentials(c *idpClient, form string) (string, string, string) {
-	fields, authorization, err := c.auth.credentials(time.Now())
+	fields, authorization, err := credentials(c.auth, time.Now())
 	if err != nil {
 		return "", "", "client authentication: " + err.Error()
 	}
@@ -406,7 +406,7 @@ func decodeObject(r io.Reader) (map[string]any, error) {
 // renderHeaders evaluates the configured header templates for this request. The result is only
 // read: attempt copies its values into each outgoing request. On failure it returns why, naming
 // the template and never its value, and whether the request itself is the cause.
-func (c *idpClient) renderHeaders(incoming *http.Request) (h http.Header, reason string, byClient bool) {
+func renderHeaders(c *idpClient, incoming *http.Request) (h http.Header, reason string, byClient bool) {
 	if c.static != nil {
 		return c.static, "", false
 	}

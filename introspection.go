@@ -150,7 +150,7 @@ func templatedKey(m *middleware, req *http.Request, token string) (http.Header, 
 // causes is its own request's problem: DEBUG, so that clients cannot crowd the gateway's and the
 // IdP's conditions out of the ERROR log.
 func renderFor(m *middleware, req *http.Request) (http.Header, string) {
-	rendered, reason, byClient := m.idp.renderHeaders(req)
+	rendered, reason, byClient := renderHeaders(m.idp, req)
 	if reason != "" {
 		level := "error"
 		if byClient {
@@ -215,7 +215,7 @@ func awaitLeader(p *pending, req *http.Request) (*verdict, int64) {
 // its staleIfErrorSeconds window stands in for it, or else the failure v itself.
 func failedMiss(m *middleware, key cacheKey, p *pending, v *verdict, now int64) *verdict {
 	c := m.cache
-	old := c.get(key)
+	old := cachedEntry(c, key)
 	if old != nil && now < old.staleUntil {
 		m.logf("debug", "IdP failing: serving a cached answer past its TTL (staleIfErrorSeconds)")
 		publish(c, key, p, old.v, stillStale(old, now), false)
@@ -245,7 +245,7 @@ func askIdP(m *middleware, rendered http.Header, token string) (*verdict, map[st
 	}
 	claims, reason := introspect(c, deadline, rendered, token, probe)
 	if c.watched {
-		logFileProblems(m, m.idp.fileProblems())
+		logFileProblems(m, idpFileProblems(m.idp))
 	}
 	if reason != "" {
 		return failedIntrospection(m, reason), nil, false

@@ -54,7 +54,7 @@ func logLine(l *logger, level, msg string) {
 	}
 	now := time.Now()
 	l.mu.Lock()
-	b := l.budget(errorKind(msg))
+	b := budgetFor(l, errorKind(msg))
 	if !b.last.IsZero() && now.Sub(b.last) < errorLogInterval {
 		b.suppressed++
 		l.mu.Unlock()
@@ -76,8 +76,8 @@ func logAlways(l *logger, msg string) {
 	l.errs.Print(l.prefix + msg)
 }
 
-// budget returns the budget of kind. It is called with mu held.
-func (l *logger) budget(kind string) *errorBudget {
+// budgetFor returns the budget of kind. It is called with mu held.
+func budgetFor(l *logger, kind string) *errorBudget {
 	b := l.kinds[kind]
 	if b == nil {
 		if len(l.kinds) >= maxErrorKinds {

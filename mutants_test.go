@@ -127,7 +127,7 @@ func TestStale403StaysForbidden(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		expectStatus(t, rig.do("tok"), http.StatusForbidden)
 	}
-	if e := rig.m.cache.get(key); e == nil || e.passUntil != 0 {
+	if e := cachedEntry(rig.m.cache, key); e == nil || e.passUntil != 0 {
 		t.Errorf("a stale 403 entry has a pass window: %+v", e)
 	}
 }
@@ -255,8 +255,8 @@ func TestCacheRing(t *testing.T) {
 		storeVerdict(c, key("c"), allow, now) // replaced, again and again
 	}
 	storeVerdict(c, key("d"), allow, now) // evicts a, the oldest
-	if c.get(key("a")) != nil || c.get(key("b")) == nil || c.get(key("c")) == nil {
-		t.Errorf("after d: a %v, b %v, c %v; want only a evicted", c.get(key("a")) != nil, c.get(key("b")) != nil, c.get(key("c")) != nil)
+	if cachedEntry(c, key("a")) != nil || cachedEntry(c, key("b")) == nil || cachedEntry(c, key("c")) == nil {
+		t.Errorf("after d: a %v, b %v, c %v; want only a evicted", cachedEntry(c, key("a")) != nil, cachedEntry(c, key("b")) != nil, cachedEntry(c, key("c")) != nil)
 	}
 	for i := 0; i < 100; i++ {
 		storeVerdict(c, key(fmt.Sprint("n", i)), allow, now)
@@ -265,19 +265,19 @@ func TestCacheRing(t *testing.T) {
 			t.Fatalf("after %d insertions: %d entries, over maxEntries 3", i, n)
 		}
 	}
-	if c.get(key("n99")) == nil || c.get(key("n98")) == nil || c.get(key("n97")) == nil {
+	if cachedEntry(c, key("n99")) == nil || cachedEntry(c, key("n98")) == nil || cachedEntry(c, key("n97")) == nil {
 		t.Errorf("the newest entries were not kept")
 	}
 	one := newVerdictCache(CacheConfig{TTLSeconds: 30, MaxEntries: 1, MaxBytes: defaultCacheMaxBytes})
 	for i := 0; i < 5; i++ {
 		storeVerdict(one, key(fmt.Sprint("s", i)), allow, now)
 	}
-	if cacheLen(one) != 1 || one.get(key("s4")) == nil {
-		t.Errorf("maxEntries 1: %d entries, newest kept %v", cacheLen(one), one.get(key("s4")) != nil)
+	if cacheLen(one) != 1 || cachedEntry(one, key("s4")) == nil {
+		t.Errorf("maxEntries 1: %d entries, newest kept %v", cacheLen(one), cachedEntry(one, key("s4")) != nil)
 	}
 	// A removed entry's slot stays until eviction reaches it; the bound still holds.
 	storeVerdict(c, key("gone"), reject(http.StatusServiceUnavailable, nil, ""), now)
-	if c.get(key("gone")) != nil {
+	if cachedEntry(c, key("gone")) != nil {
 		t.Errorf("a failure was cached")
 	}
 }
@@ -409,13 +409,13 @@ func TestCacheEvictionPassesRemovedSlots(t *testing.T) {
 	storeVerdict(c, key("a"), allow, now)    // slot 2: a again
 	storeVerdict(c, key("c"), allow, now)    // evicts slot 0, whose entry is gone
 	for _, name := range []string{"a", "b", "c"} {
-		if c.get(key(name)) == nil {
+		if cachedEntry(c, key(name)) == nil {
 			t.Errorf("%s was evicted; only the removed entry's old slot was due", name)
 		}
 	}
 	storeVerdict(c, key("d"), allow, now) // evicts b, now the oldest
-	if c.get(key("b")) != nil || c.get(key("a")) == nil {
-		t.Errorf("after d: b kept %v, a kept %v; want b evicted", c.get(key("b")) != nil, c.get(key("a")) != nil)
+	if cachedEntry(c, key("b")) != nil || cachedEntry(c, key("a")) == nil {
+		t.Errorf("after d: b kept %v, a kept %v; want b evicted", cachedEntry(c, key("b")) != nil, cachedEntry(c, key("a")) != nil)
 	}
 }
 
@@ -524,17 +524,17 @@ func TestWatchedFileOneReaderAtATime(t *testing.T) {
 	w.mu.Lock()
 	w.reading = true // another request is reading
 	w.mu.Unlock()
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Errorf("a second reader read the file: %q", got)
 	}
 	w.mu.Lock()
 	w.reading = false
 	w.mu.Unlock()
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Errorf("a change was taken on its first read: %q", got)
 	}
 	checkNow(w)
-	if got := string(w.poll(time.Now())); got != "second\n" {
+	if got := string(pollFile(w, time.Now())); got != "second\n" {
 		t.Errorf("once the reader is done, after the confirming read: %q", got)
 	}
 }
@@ -613,16 +613,16 @@ func TestFilesAreCheckedAtMostEvery5s(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeByRename(t, path, "second\n")
-	if got := w.poll(start.Add(fileRecheck - time.Millisecond)); got != nil {
+	if got := pollFile(w, start.Add(fileRecheck-time.Millisecond)); got != nil {
 		t.Errorf("read again before fileRecheck: %q", got)
 	}
-	if got := w.poll(start.Add(fileRecheck)); got != nil {
+	if got := pollFile(w, start.Add(fileRecheck)); got != nil {
 		t.Errorf("a change was taken on its first read: %q", got)
 	}
-	if got := w.poll(start.Add(fileRecheck + fileConfirm - time.Millisecond)); got != nil {
+	if got := pollFile(w, start.Add(fileRecheck+fileConfirm-time.Millisecond)); got != nil {
 		t.Errorf("confirmed before fileConfirm: %q", got)
 	}
-	if got := string(w.poll(start.Add(fileRecheck + fileConfirm))); got != "second\n" {
+	if got := string(pollFile(w, start.Add(fileRecheck+fileConfirm))); got != "second\n" {
 		t.Errorf("not confirmed at fileConfirm: %q", got)
 	}
 	if fileRecheck != 5*time.Second {

@@ -179,9 +179,9 @@ func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
 // of the old one are closed: a CA taken out of the file must stop being trusted, and a rotated
 // client certificate must be the one presented.
 func redisTLS(rc *redisClient, now time.Time) *tls.Config {
-	if rc.tlsFiles != nil && rc.tlsFiles.poll(now) {
-		if conf, err := rc.tlsFiles.build(); err != nil {
-			rc.tlsFiles.fail(err.Error())
+	if rc.tlsFiles != nil && pollTLS(rc.tlsFiles, now) {
+		if conf, err := buildTLS(rc.tlsFiles); err != nil {
+			failTLS(rc.tlsFiles, err.Error())
 		} else {
 			rc.mu.Lock()
 			rc.tls = conf

@@ -261,16 +261,16 @@ func TestHalfWrittenSecretIsNeverTaken(t *testing.T) {
 	// Step by step: half, then whole.
 	writeInPlace(t, path, "bbbbbbbb")
 	checkNow(w)
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Fatalf("a half-written file was taken: %q", got)
 	}
 	writeInPlace(t, path, "bbbbbbbbbbbbbbbb-second\n")
 	checkNow(w)
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Fatalf("a change was taken on one read: %q", got)
 	}
 	checkNow(w)
-	if got := string(w.poll(time.Now())); got != "bbbbbbbbbbbbbbbb-second\n" {
+	if got := string(pollFile(w, time.Now())); got != "bbbbbbbbbbbbbbbb-second\n" {
 		t.Fatalf("the confirmed change: %q", got)
 	}
 
@@ -306,7 +306,7 @@ func TestHalfWrittenSecretIsNeverTaken(t *testing.T) {
 	}()
 	polls, taken := 0, 0
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		content := w.poll(time.Now())
+		content := pollFile(w, time.Now())
 		polls++
 		if content == nil {
 			continue
@@ -557,16 +557,16 @@ func TestNewFileHalfWrittenIsNeverTaken(t *testing.T) {
 	}
 	writeInPlace(t, path, "new-sec")
 	checkNow(w)
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Fatalf("a new file caught halfway was taken: %q", got)
 	}
 	writeInPlace(t, path, "new-secret-value\n")
 	checkNow(w)
-	if got := w.poll(time.Now()); got != nil {
+	if got := pollFile(w, time.Now()); got != nil {
 		t.Fatalf("a change was taken on its first read: %q", got)
 	}
 	checkNow(w)
-	if got := string(w.poll(time.Now())); got != "new-secret-value\n" {
+	if got := string(pollFile(w, time.Now())); got != "new-secret-value\n" {
 		t.Errorf("after the confirming read: %q", got)
 	}
 }

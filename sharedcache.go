@@ -129,7 +129,7 @@ func compileRedisPassword(r RedisConfig) (func() string, error) {
 		if err != nil {
 			return nil, errors.New("cache.redis.passwordFile: " + err.Error())
 		}
-		return func() string { return src.get(time.Now()) }, nil
+		return func() string { return secretAt(src, time.Now()) }, nil
 	}
 	password := r.Password
 	return func() string { return password }, nil
@@ -245,7 +245,7 @@ var errMGETShape = errors.New("redis: malformed reply to MGET")
 func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable, marked bool) {
 	reply, err := redisDo(t.client, "MGET", key, marker)
 	if files := t.client.tlsFiles; files != nil {
-		logFileProblems(m, files.fileProblems())
+		logFileProblems(m, tlsFileProblems(files))
 	}
 	if err == nil && len(reply.arr) != 2 {
 		err = errMGETShape

@@ -264,7 +264,7 @@ func TestSharedMarkerStopsStaleAnswers(t *testing.T) {
 	c := inner(h1).cache
 	waitFor(t, 5*time.Second, "the local answers to pass their TTL (localTtlSeconds 1)", func() bool {
 		for _, token := range []string{kept, revoked} {
-			if e := c.get(cacheKey(sha256.Sum256([]byte(token)))); e == nil || time.Now().Unix() < e.freshUntil {
+			if e := cachedEntry(c, cacheKey(sha256.Sum256([]byte(token)))); e == nil || time.Now().Unix() < e.freshUntil {
 				return false
 			}
 		}

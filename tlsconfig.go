@@ -52,7 +52,7 @@ func compileTLS(field string, t TLSConfig) (*tlsSource, *tls.Config, error) {
 	if src.key, err = compilePEM(field+".key", t.Key); err != nil {
 		return nil, nil, err
 	}
-	conf, err := src.build()
+	conf, err := buildTLS(src)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,26 +94,26 @@ func compilePEM(field, v string) (pemSource, error) {
 	return p, nil
 }
 
-// content returns the PEM of p: inline, or the file's accepted content.
-func (p *pemSource) content() []byte {
+// pemContent returns the PEM of p: inline, or the file's accepted content.
+func pemContent(p *pemSource) []byte {
 	if p.file != nil {
-		return p.file.accepted()
+		return acceptedContent(p.file)
 	}
 	return p.inline
 }
 
-// build makes the TLS configuration from the current PEM contents.
-func (t *tlsSource) build() (*tls.Config, error) {
+// buildTLS makes the TLS configuration from the current PEM contents.
+func buildTLS(t *tlsSource) (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.insecure}
-	if ca := t.ca.content(); ca != nil {
+	if ca := pemContent(&t.ca); ca != nil {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(ca) {
 			return nil, errors.New(t.field + ".ca: no PEM certificate found")
 		}
 		conf.RootCAs = pool
 	}
-	if cert := t.cert.content(); cert != nil {
-		pair, err := tls.X509KeyPair(cert, t.key.content())
+	if cert := pemContent(&t.cert); cert != nil {
+		pair, err := tls.X509KeyPair(cert, pemContent(&t.key))
 		if err != nil {
 			return nil, errors.New(t.field + ": cert and key: " + keyPairProblem(err))
 		}
@@ -122,26 +122,26 @@ func (t *tlsSource) build() (*tls.Config, error) {
 	return conf, nil
 }
 
-// poll reads the TLS files again when their time has come, and reports whether one changed.
-func (t *tlsSource) poll(now time.Time) bool {
+// pollTLS reads the TLS files again when their time has come, and reports whether one changed.
+func pollTLS(t *tlsSource, now time.Time) bool {
 	changed := false
 	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
-		if p.file != nil && p.file.poll(now) != nil {
+		if p.file != nil && pollFile(p.file, now) != nil {
 			changed = true
 		}
 	}
 	return changed
 }
 
-// fail records why the files failed to make a TLS configuration, for fileProblems.
-func (t *tlsSource) fail(problem string) {
+// failTLS records why the files failed to make a TLS configuration, for tlsFileProblems.
+func failTLS(t *tlsSource, problem string) {
 	t.mu.Lock()
 	t.problem = problem
 	t.mu.Unlock()
 }
 
-// fileProblems returns, once each, the problems met while re-reading the TLS files.
-func (t *tlsSource) fileProblems() []string {
+// tlsFileProblems returns, once each, the problems met while re-reading the TLS files.
+func tlsFileProblems(t *tlsSource) []string {
 	t.mu.Lock()
 	var out []string
 	if t.problem != "" {
@@ -151,7 +151,7 @@ func (t *tlsSource) fileProblems() []string {
 	t.mu.Unlock()
 	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
 		if p.file != nil {
-			if problem := p.file.takeProblem(); problem != "" {
+			if problem := takeProblem(p.file); problem != "" {
 				out = append(out, p.field+": "+problem)
 			}
 		}
