@@ -170,6 +170,9 @@ func BenchmarkTraefikPath(b *testing.B) {
 	withJWT := func(o map[string]any) {
 		o["clientConfig"] = map[string]any{"url": idp, "clientId": "rs-jwt", "authMethod": "private_key_jwt", "privateKey": key}
 	}
+	withRevocation := func(o map[string]any) {
+		o["revocation"] = map[string]any{"path": "/revoke", "url": idp}
+	}
 	full := map[string]any{"URL": idp, "Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("rs-basic:rs-basic-secret")), "ForwardAuthorization": true}
 	rows := []struct {
 		name  string
@@ -185,6 +188,8 @@ func BenchmarkTraefikPath(b *testing.B) {
 		{name: "least-full-hit", want: 404, h: interpretSource(b, "leastfull", readSource(b, "bench/least/full/leastfull.go"), full), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "least-full-miss", want: 404, h: interpretSource(b, "leastfull", readSource(b, "bench/least/full/leastfull.go"), full), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		{name: "hit", want: 404, h: build("hit@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
+		// A hit of a middleware with revocation, whose handler answers revocation.path itself.
+		{name: "hit-revocation", want: 404, h: build("hit-revocation@bench", withRevocation), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token"},
 		{name: "miss", want: 404, h: build("miss@bench", nil), auth: "Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token", calls: true, fresh: true},
 		// A miss with the options whose credentials or client are worked out per call: a client
 		// secret and a CA read from files (TLS), and a private_key_jwt assertion signed per call.

@@ -1,0 +1,120 @@
+package oauthintrospection
+
+// This file uses the standard library only: the Yaegi harness runs it interpreted too.
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestRevocationHandlerServesAsMiddleware: a middleware with revocation answers every request
+// off revocation.path exactly as the same middleware without it: hits, misses, denials and the
+// general path alike. revocationHandler repeats middleware.ServeHTTP's dispatch instead of
+// calling it (revocation.go), so this is what keeps the two together. Each configuration gets two
+// handlers and a third from a second New, as Traefik builds them, and requests take turns.
+func TestRevocationHandlerServesAsMiddleware(t *testing.T) {
+	idp := newRevocableIDP(t)
+	sources := []struct {
+		name string
+		tune func(*Config)
+	}{
+		{"header only (the fast path)", func(*Config) {}},
+		{"header or query (the fast path hands a query on)", func(c *Config) { c.TokenSource.Query = "access_token" }},
+		{"query only (no fast path)", func(c *Config) {
+			c.TokenSource.Header = ""
+			c.TokenSource.HeaderAuthScheme = ""
+			c.TokenSource.Query = "access_token"
+		}},
+	}
+	requests := []struct {
+		desc  string
+		token string // the token, sent as the source wants; "" sends none
+		path  string
+		extra func(*http.Request)
+		want  string // in both answers, so that the comparison compares what it should
+	}{
+		{"a new token (a miss)", "tok-dispatch", "/api", nil, "upstream Group=admin"},
+		{"the same token (a hit)", "tok-dispatch", "/api", nil, "upstream Group=admin"},
+		{"a hit with a forged identity header", "tok-dispatch", "/api", header("Group", "forged"), "upstream Group=admin Subject"},
+		{"an inactive token", "bogus-dispatch", "/api", nil, `status Unauthorized, challenge Bearer realm="traefik", error="invalid_token"`},
+		{"no token", "", "/api", nil, "status Unauthorized"},
+		{"a malformed header", "", "/api", header("Authorization", "Bearer Bearer x"), "status Unauthorized"},
+		{"a path next to revocation.path", "tok-dispatch", "/revoke/x", nil, "upstream Group=admin"},
+		{"revocation.path in another case", "tok-dispatch", "/Revoke", nil, "upstream Group=admin"},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			plain := bearerConfig(idp.srv.URL + "/introspect")
+			plain.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub"}
+			src.tune(plain)
+			revoking := bearerConfig(idp.srv.URL + "/introspect")
+			revoking.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub"}
+			src.tune(revoking)
+			revoking.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
+			base := "dispatch-" + strings.ReplaceAll(src.name, " ", "-")
+			want := handlerTrio(t, base+"@plain", plain)
+			got := handlerTrio(t, base+"@revoking", revoking)
+			if _, ok := got[0].h.(*revocationHandler); !ok {
+				t.Fatalf("New built %T for a configuration with revocation, want *revocationHandler", got[0].h)
+			}
+			for i, r := range requests {
+				w, g := want[i%3], got[i%3]
+				wantDesc := answerOf(w, dispatchRequest(plain, r.path, r.token, r.extra))
+				gotDesc := answerOf(g, dispatchRequest(revoking, r.path, r.token, r.extra))
+				if !strings.Contains(wantDesc, r.want) {
+					t.Errorf("%s: without revocation %s, want %s", r.desc, wantDesc, r.want)
+				}
+				if gotDesc != wantDesc {
+					t.Errorf("%s: with revocation %s; without %s", r.desc, gotDesc, wantDesc)
+				}
+			}
+		})
+	}
+}
+
+// trioHandler is one handler New built, with the upstream behind it.
+type trioHandler struct {
+	h  http.Handler
+	up *upstream
+}
+
+// handlerTrio builds two handlers of one middleware and a third from a second New of cfg.
+func handlerTrio(t *testing.T, name string, cfg *Config) []trioHandler {
+	var out []trioHandler
+	for i := 0; i < 3; i++ {
+		h, up := replica(t, name, cfg)
+		out = append(out, trioHandler{h: h, up: up})
+	}
+	return out
+}
+
+// dispatchRequest is a GET of path with token where cfg's source reads it first.
+func dispatchRequest(cfg *Config, path, token string, extra func(*http.Request)) *http.Request {
+	target := path
+	if token != "" && cfg.TokenSource.Header == "" {
+		target += "?access_token=" + token
+	}
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	if token != "" && cfg.TokenSource.Header != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if extra != nil {
+		extra(req)
+	}
+	return req
+}
+
+// answerOf serves req through th and describes the outcome: the status and challenge, and for a
+// request that reached upstream what it carried there.
+func answerOf(th trioHandler, req *http.Request) string {
+	th.up.reset()
+	rec := send(th.h, req)
+	out := "status " + http.StatusText(rec.Code) + ", challenge " + strings.Join(rec.Header()["Www-Authenticate"], ";")
+	if up, _ := th.up.seen(); up != nil {
+		out += ", upstream Group=" + strings.Join(up.Header["Group"], ";") + " Subject=" + strings.Join(up.Header["Subject"], ";") +
+			" Authorization=" + strings.Join(up.Header["Authorization"], ";") + " query=" + up.URL.RawQuery
+	}
+	return out
+}
