@@ -5,6 +5,8 @@ package oauthintrospection
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -35,22 +37,24 @@ func TestRevocationHandlerServesAsMiddleware(t *testing.T) {
 		extra func(*http.Request)
 		want  string // in both answers, so that the comparison compares what it should
 	}{
-		{"a new token (a miss)", "tok-dispatch", "/api", nil, "upstream Group=admin"},
-		{"the same token (a hit)", "tok-dispatch", "/api", nil, "upstream Group=admin"},
-		{"a hit with a forged identity header", "tok-dispatch", "/api", header("Group", "forged"), "upstream Group=admin Subject"},
+		{"a new token (a miss)", "tok-dispatch", "/api", nil, "upstream Group=admin;"},
+		{"the same token (a hit)", "tok-dispatch", "/api", nil, "upstream Group=admin;"},
+		{"a hit with a forged identity", "tok-dispatch", "/api", forgeIdentity, "upstream Group=admin; Subject=tok-dispatch; X-Email=; user= query="},
+		{"a miss with a forged identity", "tok-dispatch-2", "/api", forgeIdentity, "upstream Group=admin; Subject=tok-dispatch-2; X-Email=; user= query="},
+		{"no token, with a forged identity", "", "/api", forgeIdentity, "status Unauthorized"},
 		{"an inactive token", "bogus-dispatch", "/api", nil, `status Unauthorized, challenge Bearer realm="traefik", error="invalid_token"`},
 		{"no token", "", "/api", nil, "status Unauthorized"},
 		{"a malformed header", "", "/api", header("Authorization", "Bearer Bearer x"), "status Unauthorized"},
-		{"a path next to revocation.path", "tok-dispatch", "/revoke/x", nil, "upstream Group=admin"},
-		{"revocation.path in another case", "tok-dispatch", "/Revoke", nil, "upstream Group=admin"},
+		{"a path next to revocation.path", "tok-dispatch", "/revoke/x", nil, "upstream Group=admin;"},
+		{"revocation.path in another case", "tok-dispatch", "/Revoke", nil, "upstream Group=admin;"},
 	}
 	for _, src := range sources {
 		t.Run(src.name, func(t *testing.T) {
 			plain := bearerConfig(idp.srv.URL + "/introspect")
-			plain.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub"}
+			plain.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub", "X-Email": "email"}
 			src.tune(plain)
 			revoking := bearerConfig(idp.srv.URL + "/introspect")
-			revoking.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub"}
+			revoking.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub", "X-Email": "email"}
 			src.tune(revoking)
 			revoking.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
 			base := "dispatch-" + strings.ReplaceAll(src.name, " ", "-")
@@ -80,7 +84,8 @@ type trioHandler struct {
 	up *upstream
 }
 
-// handlerTrio builds two handlers of one middleware and a third from a second New of cfg.
+// handlerTrio builds three handlers of one middleware name and configuration, each by a New of its
+// own, as Traefik builds one per router and again on a reload.
 func handlerTrio(t *testing.T, name string, cfg *Config) []trioHandler {
 	var out []trioHandler
 	for i := 0; i < 3; i++ {
@@ -106,15 +111,38 @@ func dispatchRequest(cfg *Config, path, token string, extra func(*http.Request))
 	return req
 }
 
+// forgeIdentity adds what a client could send to pass for the IdP's answer: a forwarded header
+// whose claim the answer has, one whose claim it lacks (email), the underscore twin of that one,
+// and a user in the URL.
+func forgeIdentity(req *http.Request) {
+	req.Header["Group"] = []string{"forged"}
+	req.Header["X-Email"] = []string{"forged@example.com"}
+	req.Header["X_email"] = []string{"forged@example.com"}
+	req.URL.User = url.UserPassword("forged", "secret")
+}
+
 // answerOf serves req through th and describes the outcome: the status and challenge, and for a
-// request that reached upstream what it carried there.
+// request that reached upstream every header it carried there, its URL user and its query.
 func answerOf(th trioHandler, req *http.Request) string {
 	th.up.reset()
 	rec := send(th.h, req)
 	out := "status " + http.StatusText(rec.Code) + ", challenge " + strings.Join(rec.Header()["Www-Authenticate"], ";")
-	if up, _ := th.up.seen(); up != nil {
-		out += ", upstream Group=" + strings.Join(up.Header["Group"], ";") + " Subject=" + strings.Join(up.Header["Subject"], ";") +
-			" Authorization=" + strings.Join(up.Header["Authorization"], ";") + " query=" + up.URL.RawQuery
+	up, _ := th.up.seen()
+	if up == nil {
+		return out
 	}
-	return out
+	names := make([]string, 0, len(up.Header))
+	for name := range up.Header {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out += ", upstream"
+	for _, name := range names {
+		out += " " + name + "=" + strings.Join(up.Header[name], ",") + ";"
+	}
+	user := ""
+	if up.URL.User != nil {
+		user = up.URL.User.String()
+	}
+	return out + " user=" + user + " query=" + up.URL.RawQuery
 }
