@@ -24,7 +24,7 @@ const maxResponseBytes = 1 << 20
 // idpClient calls an RFC 7662 introspection endpoint. It is safe for concurrent use.
 //
 // Its request path is plain functions, not methods, and what does not depend on the request is
-// built once in New: under Yaegi a method call on an interpreted type costs about five plain calls
+// built once in New: under Yaegi a method call on an interpreted type costs several plain calls
 // (docs/development.md, interpreter costs), and a miss makes a dozen calls.
 type idpClient struct {
 	clientSettings

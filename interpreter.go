@@ -7,8 +7,9 @@ package oauthintrospection
 //   - orExpr and andExpr have different field names (claims.go): same-shaped structs are one type;
 //   - the claims expression runs as a flat step list, not a tree walk (claims.go): calls are dear;
 //   - fastHit is one function that inlines its checks (fastpath.go), for the same reason;
-//   - what runs on a request is plain functions, not methods: a method call costs about five
-//     plain calls, and the first two calls of one method made at once race inside Yaegi;
+//   - below ServeHTTP, what runs on a request is plain functions, not methods: a method call
+//     costs several plain calls, and the first two calls of one method made at once race
+//     inside Yaegi;
 //   - CheckRedirect is a func literal with named parameters, and the transport has no custom
 //     dialer (idpclient.go): the interpreter mis-assigns or refuses the other forms;
 //   - errno kinds are matched by their text (idpclient.go, files.go): there is no syscall package;

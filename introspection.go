@@ -74,7 +74,7 @@ func New(ctx context.Context, next http.Handler, config *Config, name string) (h
 
 // ServeHTTP authenticates the request. A cache hit is served by fastHit alone; everything else goes
 // through serve. The request path is plain functions, not methods: under Yaegi a method call on an
-// interpreted type costs about five plain calls (docs/development.md, interpreter costs).
+// interpreted type costs several plain calls (docs/development.md, interpreter costs).
 func (m *middleware) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if m.fast != nil {
 		switch fastHit(m.fast, req) {

@@ -61,8 +61,9 @@ type revocationHandler struct {
 }
 
 // ServeHTTP answers path, and every other request as the middleware's own ServeHTTP does. It
-// repeats that method's few lines rather than call it: under Yaegi a call of a method costs about
-// five plain calls, and the first two made at once race inside the interpreter (interpreter.go).
+// repeats that method's few lines rather than call it: under Yaegi a call of a method costs several
+// plain calls (docs/development.md, interpreter costs), and the first two made at once race inside
+// the interpreter (interpreter.go).
 // TestRevocationHandlerServesAsMiddleware checks that both answer alike.
 func (h *revocationHandler) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	m := h.m

@@ -44,7 +44,7 @@ type tokenSource struct {
 // extractToken returns the token and where it came from. A non-empty reason means the request
 // carries no usable token: from is fromNone when none was sent, and names the source when it was
 // malformed. The reason never contains the token. It and its helpers are plain functions: under
-// Yaegi a method call costs about five plain calls (docs/development.md, interpreter costs).
+// Yaegi a method call costs several plain calls (docs/development.md, interpreter costs).
 func extractToken(s *tokenSource, req *http.Request) (token string, from tokenFrom, reason string) {
 	if s.header != "" {
 		if vals := req.Header[s.header]; len(vals) > 0 {

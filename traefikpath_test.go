@@ -161,7 +161,6 @@ func BenchmarkTraefikPath(b *testing.B) {
 		}
 		return h
 	}
-	// least-full's configuration is the one build gives ours.
 	tlsIDP, caFile, secretFile := benchFilesIDP(b, &calls)
 	withFiles := func(o map[string]any) {
 		o["clientConfig"] = map[string]any{"url": tlsIDP, "clientId": "rs-basic", "clientSecretFile": secretFile, "tls": map[string]any{"ca": caFile}}
@@ -173,6 +172,7 @@ func BenchmarkTraefikPath(b *testing.B) {
 	withRevocation := func(o map[string]any) {
 		o["revocation"] = map[string]any{"path": "/revoke", "url": idp}
 	}
+	// least-full's configuration is the one build gives ours.
 	full := map[string]any{"URL": idp, "Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("rs-basic:rs-basic-secret")), "ForwardAuthorization": true}
 	rows := []struct {
 		name  string
