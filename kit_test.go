@@ -380,7 +380,7 @@ func rsaKeyPEM(t *testing.T) (string, *rsa.PrivateKey) {
 	return pemOf("PRIVATE KEY", der), key
 }
 
-func ecKeyPEM(t *testing.T) (string, *ecdsa.PrivateKey) {
+func ecKeyPEM(t testing.TB) (string, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -14,8 +14,9 @@ import (
 // TestRevocationHandlerServesAsMiddleware: a middleware with revocation answers every request
 // off revocation.path exactly as the same middleware without it: hits, misses, denials and the
 // general path alike. revocationHandler repeats middleware.ServeHTTP's dispatch instead of
-// calling it (revocation.go), so this is what keeps the two together. Each configuration gets two
-// handlers and a third from a second New, as Traefik builds them, and requests take turns.
+// calling it (revocation.go), so this is what keeps the two together. Each configuration gets
+// three handlers of one middleware, each from a New of its own as Traefik builds one per router
+// and again on a reload, and requests take turns.
 func TestRevocationHandlerServesAsMiddleware(t *testing.T) {
 	idp := newRevocableIDP(t)
 	sources := []struct {
@@ -53,9 +54,8 @@ func TestRevocationHandlerServesAsMiddleware(t *testing.T) {
 			plain := bearerConfig(idp.srv.URL + "/introspect")
 			plain.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub", "X-Email": "email"}
 			src.tune(plain)
-			revoking := bearerConfig(idp.srv.URL + "/introspect")
-			revoking.ForwardHeaders = map[string]string{"Group": "grp", "Subject": "sub", "X-Email": "email"}
-			src.tune(revoking)
+			copied := *plain // the same options (New only reads them), and revocation
+			revoking := &copied
 			revoking.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
 			base := "dispatch-" + strings.ReplaceAll(src.name, " ", "-")
 			want := handlerTrio(t, base+"@plain", plain)

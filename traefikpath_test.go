@@ -11,12 +11,7 @@ package oauthintrospection
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,6 +35,7 @@ func benchIDP(b *testing.B, calls *atomic.Int64) string {
 	return srv.URL
 }
 
+// benchAnswers is the bench IdPs' handler; calls counts its introspections.
 func benchAnswers(calls *atomic.Int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
@@ -61,27 +57,13 @@ func benchFilesIDP(b *testing.B, calls *atomic.Int64) (url, caFile, secretFile s
 	dir := b.TempDir()
 	caFile = filepath.Join(dir, "ca.pem")
 	secretFile = filepath.Join(dir, "secret")
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+	if err := os.WriteFile(caFile, []byte(pemOf("CERTIFICATE", srv.Certificate().Raw)), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	if err := os.WriteFile(secretFile, []byte("rs-basic-secret\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	return srv.URL, caFile, secretFile
-}
-
-// benchKey is an EC key in PEM, to sign private_key_jwt assertions.
-func benchKey(b *testing.B) string {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // interpretSource loads a one-file plugin, package pkg, as Traefik would, with its CreateConfig's
@@ -165,7 +147,7 @@ func BenchmarkTraefikPath(b *testing.B) {
 	withFiles := func(o map[string]any) {
 		o["clientConfig"] = map[string]any{"url": tlsIDP, "clientId": "rs-basic", "clientSecretFile": secretFile, "tls": map[string]any{"ca": caFile}}
 	}
-	key := benchKey(b)
+	key, _ := ecKeyPEM(b)
 	withJWT := func(o map[string]any) {
 		o["clientConfig"] = map[string]any{"url": idp, "clientId": "rs-jwt", "authMethod": "private_key_jwt", "privateKey": key}
 	}
