@@ -18,6 +18,9 @@
 #  10  least-full, cache hits: the least a correct plugin with our features can do for row 3's
 #      configuration, written in as few functions as Go allows
 #  11  least-full, a new valid token for every request: the same, for row 4
+#  12  our plugin, misses as row 4, over HTTPS with clientConfig.tls.ca and clientSecretFile
+#      (files, checked for changes on every call)
+#  13  our plugin, misses as row 4, with private_key_jwt (a new ES256 assertion on every call)
 #   +  a flood of random bogus tokens against a negative-caching route (Traefik's memory)
 #
 # and prints one table. Rows 8-11 are the plugins of bench/least, which BenchmarkTraefikPath runs
@@ -35,7 +38,9 @@
 # node-oidc-provider on the load core answers slower than the plugin asks; Traefik then idles
 # part of the time, and a process that idles spends more CPU per request (wake-ups, polling).
 # BENCH_IDP=node runs them against node-oidc-provider instead, as the rounds before did. Rows 3 and
-# 7 always use node-oidc-provider (one minted token).
+# 7 always use node-oidc-provider (one minted token). Rows 12 and 13 always use a fastidp of their
+# own, which checks the client's credentials (the Basic secret, or the assertion's signature) and
+# answers 401 to a call without them.
 #
 # Row 4 sends a token Traefik has never seen on every request, with the default cache: each one
 # costs a real introspection plus a cache store (and, past maxEntries, an eviction). One token
@@ -133,6 +138,14 @@ if [[ "${IDP_KIND}" == fast ]]; then
   BOGUS_URL="${FASTIDP_URL}"
   MISS_TOKENS=0 # row 4 numbers its tokens
 fi
+# Rows 12 and 13: their IdPs and the files the plugin reads (the CA, the secret, the signing key).
+FILES="${WORK}/files"
+mkdir -m 700 "${FILES}"
+printf '%s\n' 'rs-files-secret' >"${FILES}/secret"
+start_fastidp files -tls-dir "${FILES}" -basic rs-files:rs-files-secret
+FILES_URL="${FASTIDP_URL}"
+start_fastidp jwt -jwt-key "${FILES}/jwt.pem"
+JWT_URL="${FASTIDP_URL}"
 RS_BASIC="$(printf '%s' 'rs-basic:rs-basic-secret' | base64)"
 
 # Tokens: line 1 is the hot token (row 3), the next WARM_TOKENS warm row 4 up, the rest are row 4's,
@@ -178,6 +191,19 @@ auth_mw() { # auth_mw NAME URL [cache yaml]
 EOF
   [[ -z "${3:-}" ]] || printf '          cache: %s\n' "$3"
 }
+# client_mw NAME URL CLIENT-YAML: auth's manifest with the clientConfig fields of rows 12 and 13
+# (one flow mapping, after url) instead of its Authorization header.
+client_mw() {
+  cat <<EOF
+    $1:
+      plugin:
+        oAuthIntrospection:
+          tokenSource: {header: Authorization, headerAuthScheme: Bearer}
+          clientConfig: {url: "$2", $3}
+          forwardHeaders: {Group: grp, Expires-At: exp}
+          claims: "Equals(\`grp\`, \`admin\`)"
+EOF
+}
 {
   echo "http:"
   echo "  routers:"
@@ -191,6 +217,8 @@ EOF
   router least-miss /least-miss least-miss
   router least-full /least-full least-full
   router least-full-miss /least-full-miss least-full-miss
+  router auth-files /auth-files auth-files
+  router auth-jwt /auth-jwt auth-jwt
   echo "  middlewares:"
   echo "    passthrough:"
   echo "      plugin:"
@@ -212,6 +240,8 @@ EOF
   auth_mw auth-miss "${MISS_URL}"
   auth_mw auth-bogus "${BOGUS_URL}"
   auth_mw flood "${BOGUS_URL}" '{negativeTtlSeconds: "60", maxEntries: "10000"}'
+  client_mw auth-files "${FILES_URL}" "clientId: rs-files, clientSecretFile: \"${FILES}/secret\", tls: {ca: \"${FILES}/ca.pem\"}"
+  client_mw auth-jwt "${JWT_URL}" "clientId: rs-jwt, authMethod: private_key_jwt, privateKeyFile: \"${FILES}/jwt.pem\""
   backend_service
 } >"${WORK}/dynamic.yml"
 
@@ -230,6 +260,8 @@ wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-miss)" http_is 200 "${WEB}/least-m
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-full)" http_is 200 "${WEB}/least-full" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/least-full-miss)" http_is 200 "${WEB}/least-full-miss" "${BEARER[@]}"
 wait_for 30 "${TRAEFIK_PID}" "Traefik (/flood)" http_is 401 "${WEB}/flood" -H "Authorization: Bearer bogus-ready"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-files)" http_is 200 "${WEB}/auth-files" "${BEARER[@]}"
+wait_for 30 "${TRAEFIK_PID}" "Traefik (/auth-jwt)" http_is 200 "${WEB}/auth-jwt" "${BEARER[@]}"
 http_is 401 "${WEB}/auth" || die "/auth without a token should answer 401"
 RSS_START="$(rss_kib "${TRAEFIK_PID}")"
 # Background noise: how busy the cores are for 1 s while everything of ours idles.
@@ -243,7 +275,7 @@ LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 FIRST_MISS=$((2 + WARM_TOKENS))
 TOKS="${WORK}/tokens.txt"
-ROWS=(1 2 8 10 3 9 11 4 5 6 7) # the table's order: each floor above its row
+ROWS=(1 2 8 10 3 9 11 4 12 13 5 6 7) # the table's order: each floor above its row
 declare -A SETUP RESULT RSS CPUREQ CORE0 CORE1
 SETUP[1]="Traefik, no middleware (ceiling)"
 SETUP[2]="pass-through Yaegi plugin (floor)"
@@ -256,6 +288,8 @@ SETUP[8]="least-hit plugin (the floor of a hit)"
 SETUP[9]="least-miss plugin (the floor of a miss)"
 SETUP[10]="least-full plugin, cache hits (1 token)"
 SETUP[11]="least-full plugin, a new token per request"
+SETUP[12]="misses, HTTPS, CA and secret in files"
+SETUP[13]="misses, private_key_jwt (ES256)"
 
 # row N R URL: repeat R of row N: a warm-up with wrk options OPTS and script arguments WARM, then
 # the measured run with OPTS and MEAS. Records the result, Traefik's RSS after the run, and during
@@ -313,6 +347,12 @@ for ((r = 1; r <= REPEATS; r++)); do
   MEAS=(bearer "${TOKS}" $((FIRST_MISS + (r - 1) * MISS_TOKENS)) "${MISS_TOKENS}")
   [[ "${IDP_KIND}" == node ]] || WARM=(fresh "full-warm${r}-$$") MEAS=(fresh "full-run${r}-$$")
   row 11 "$r" "${WEB}/least-full-miss"
+  # Rows 12 and 13: row 4 with other client configurations; their IdPs answer any token, so the
+  # tokens are always numbered.
+  OPTS=() WARM=(fresh "files-warm${r}-$$") MEAS=(fresh "files-run${r}-$$")
+  row 12 "$r" "${WEB}/auth-files"
+  OPTS=() WARM=(fresh "jwt-warm${r}-$$") MEAS=(fresh "jwt-run${r}-$$")
+  row 13 "$r" "${WEB}/auth-jwt"
 done
 
 # Profiles: Traefik's own pprof (api.debug) while wrk drives hits, then misses, then malformed
@@ -387,8 +427,9 @@ if [[ "${IDP_KIND}" == fast ]]; then
   echo "IdP:      rows 4, 5, 6, 9 and the flood: bench/fastidp (Go, answers at once; BENCH_IDP=fast);"
   echo "          rows 3 and 7: node-oidc-provider"
 else
-  echo "IdP:      node-oidc-provider for every row (BENCH_IDP=node)"
+  echo "IdP:      node-oidc-provider for rows 3 to 11 (BENCH_IDP=node)"
 fi
+echo "          rows 12 and 13: a fastidp each, over HTTPS with a Basic secret, and checking ES256 assertions"
 echo
 echo "== Go micro-benchmark (go test -bench; unpinned, run before the services start)"
 echo "BenchmarkCacheHit is compiled; BenchmarkTraefikPath runs the plugin interpreted by Yaegi, built and"
@@ -447,6 +488,7 @@ echo "least-hit over the floor (row 8 - row 2, median CPU/req):       $(over 8 2
 echo "least-miss over the floor (row 9 - row 2, median CPU/req):      $(over 9 2); the miss over least-miss (row 4 - row 9): $(over 4 9)"
 echo "least-full over the floor, hits (row 10 - row 2):               $(over 10 2); the hit over least-full (row 3 - row 10): $(over 3 10)"
 echo "least-full over the floor, misses (row 11 - row 2):             $(over 11 2); the miss over least-full (row 4 - row 11): $(over 4 11); least-full over least-miss (row 11 - row 9): $(over 11 9)"
+echo "HTTPS with files over a plain miss (row 12 - row 4):            $(over 12 4); private_key_jwt over a plain miss (row 13 - row 4): $(over 13 4)"
 if [[ "${IDP_KIND}" == node ]]; then
   echo "row 4 tokens: ${MISS_TOKENS} distinct per run for at most $(median $(of 4 requests)) requests (median); the lists wrapped $(of 4 wraps | sum) time(s) (0: every request was a miss)"
 else

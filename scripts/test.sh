@@ -17,6 +17,7 @@ go vet ./...
 step "unit tests, compiled (-race) and interpreted by Yaegi v0.16.1"
 go test -race -count=1 ./...
 (cd scripts/mutants && go vet ./... && go test -count=1 ./...)
+(cd bench && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...) # the load tools; fastidp's client checks
 
 step "make bench-frames: the counting Yaegi builds and counts a hit, per function"
 # Not a measurement (docs/performance.md has those): a check that the README's make bench-frames

@@ -6,6 +6,11 @@
 //
 // For bench/flood.sh: -delay holds every answer that long (an IdP that takes its time, so that
 // calls pile up), and -inactive answers every token inactive (a flood of bogus tokens).
+//
+// For the rows of bench/run.sh that price a configuration (auth.go): -tls-dir serves HTTPS with a
+// certificate made at start, -basic requires client_secret_basic credentials, and -jwt-key
+// requires a private_key_jwt assertion signed with a key made at start. A call without them gets
+// 401, which the bench counts as a failed row.
 package main
 
 import (
@@ -26,7 +31,14 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	delay := flag.Duration("delay", 0, "hold every answer this long")
 	inactive := flag.Bool("inactive", false, "answer every token inactive")
+	tlsDir := flag.String("tls-dir", "", "serve HTTPS; write the certificate, its own CA, to DIR/ca.pem")
+	basic := flag.String("basic", "", "require client_secret_basic with these credentials, id:secret")
+	jwtKey := flag.String("jwt-key", "", "require a private_key_jwt assertion (ES256); write its signing key to FILE")
 	flag.Parse()
+	check, err := clientCheck(*basic, *jwtKey)
+	if err != nil {
+		log.Fatal(err)
+	}
 	var calls, now, most atomic.Int64
 	body := []byte(answer)
 	if *inactive {
@@ -36,6 +48,11 @@ func main() {
 	mux.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
 		if r.PostFormValue("token") == "" {
 			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		if reason := check(r); reason != "" {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			log.Printf("refused a call: %s", reason)
 			return
 		}
 		calls.Add(1)
@@ -59,6 +76,13 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("IDP_READY http://%s\n", ln.Addr())
+	scheme := "http"
+	if *tlsDir != "" {
+		if ln, err = serveTLS(ln, *tlsDir); err != nil {
+			log.Fatal(err)
+		}
+		scheme = "https"
+	}
+	fmt.Printf("IDP_READY %s://%s\n", scheme, ln.Addr())
 	log.Fatal(http.Serve(ln, mux))
 }
