@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +50,12 @@ type clientAuth struct {
 	alg      string        // RS256 or ES256
 	audience string        // the aud of assertions: assertionAudience, or the endpoint URL
 	keyID    string        // the kid of assertions, or ""
+	// The parts of every private_key_jwt assertion that never change, made once by
+	// compileAssertion: the encoded JWS header, the claims' JSON up to the jti's value, and the
+	// form fields before the assertion. A call then writes only the jti and the times.
+	jwsHeader     string
+	claimsStart   string
+	assertionForm string
 	// fixedForm and fixedHeader are the credentials of a method whose credentials never change
 	// (an inline secret, tls_client_auth, none), computed once.
 	fixed       bool
@@ -158,6 +165,33 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 	}
 	a.key = &keySource{file: file, signer: signer}
 	a.alg = alg
+	return a.compileAssertion()
+}
+
+// compileAssertion makes the fixed parts of the assertions (RFC 7523 section 3): the header with
+// alg, typ and kid, and iss, sub and aud, JSON-encoded here so that any client id or audience is
+// escaped as json.Marshal escapes it.
+func (a *clientAuth) compileAssertion() error {
+	head := map[string]any{"alg": a.alg, "typ": "JWT"}
+	if a.keyID != "" {
+		head["kid"] = a.keyID
+	}
+	header, err := json.Marshal(head)
+	if err != nil {
+		return fmt.Errorf("clientConfig.keyId: %w", err)
+	}
+	client, err := json.Marshal(a.clientID)
+	if err != nil {
+		return fmt.Errorf("clientConfig.clientId: %w", err)
+	}
+	audience, err := json.Marshal(a.audience)
+	if err != nil {
+		return fmt.Errorf("clientConfig.assertionAudience: %w", err)
+	}
+	a.jwsHeader = b64(header)
+	a.claimsStart = `{"iss":` + string(client) + `,"sub":` + string(client) + `,"aud":` + string(audience) + `,"jti":"`
+	a.assertionForm = "&client_id=" + url.QueryEscape(a.clientID) + "&client_assertion_type=" + url.QueryEscape(jwtBearer) +
+		"&client_assertion="
 	return nil
 }
 
@@ -244,8 +278,7 @@ func credentials(a *clientAuth, now time.Time) (form, authorization string, err 
 		if err != nil {
 			return "", "", err
 		}
-		return "&client_id=" + url.QueryEscape(a.clientID) + "&client_assertion_type=" + url.QueryEscape(jwtBearer) +
-			"&client_assertion=" + assertion, "", nil
+		return a.assertionForm + assertion, "", nil
 	}
 	// tls_client_auth (RFC 8705 section 2) and none identify the client by client_id alone.
 	if a.clientID == "" {
@@ -255,28 +288,17 @@ func credentials(a *clientAuth, now time.Time) (form, authorization string, err 
 }
 
 // signedAssertion signs a client assertion (RFC 7523 section 3): iss and sub are the client, aud the
-// endpoint (or assertionAudience), with a short lifetime and a unique jti.
+// endpoint (or assertionAudience), with a short lifetime and a unique jti. The claims are written
+// out after compileAssertion's fixed part: the jti is hex and the times are integers, so nothing
+// needs escaping, and a call builds no map and calls no JSON encoder.
 func signedAssertion(a *clientAuth, now time.Time) (string, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("making a jti: %w", err)
 	}
-	head := map[string]any{"alg": a.alg, "typ": "JWT"}
-	if a.keyID != "" {
-		head["kid"] = a.keyID
-	}
-	header, err := json.Marshal(head)
-	if err != nil {
-		return "", err
-	}
-	claims, err := json.Marshal(map[string]any{
-		"iss": a.clientID, "sub": a.clientID, "aud": a.audience, "jti": hex.EncodeToString(nonce),
-		"iat": now.Unix(), "exp": now.Add(assertionLifetime).Unix(),
-	})
-	if err != nil {
-		return "", err
-	}
-	signingInput := b64(header) + "." + b64(claims)
+	claims := a.claimsStart + hex.EncodeToString(nonce) + `","iat":` + strconv.FormatInt(now.Unix(), 10) +
+		`,"exp":` + strconv.FormatInt(now.Add(assertionLifetime).Unix(), 10) + "}"
+	signingInput := a.jwsHeader + "." + b64([]byte(claims))
 	sig, err := signJWS(a, signerAt(a.key, now, a.alg), []byte(signingInput))
 	if err != nil {
 		return "", fmt.Errorf("signing the client assertion: %w", err)

@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		alg      string
 		audience string // assertionAudience; "" means the endpoint URL
 		kid      string
+		clientID string // "" means rs-jwt
 		verify   func(digest, sig []byte) bool
 	}{
 		{desc: "RS256", pem: rsaPEM, alg: "RS256", verify: verifyRSA},
@@ -93,12 +95,20 @@ func TestPrivateKeyJWT(t *testing.T) {
 			s := new(big.Int).SetBytes(sig[32:])
 			return ecdsa.Verify(&ecKey.PublicKey, digest, r, s)
 		}},
+		// The fixed parts of the assertion are encoded once, in New: a client id, an audience and a
+		// kid that JSON must escape come out as configured.
+		{desc: "RS256 with a client id, audience and kid that need escaping", pem: rsaPEM, alg: "RS256",
+			clientID: `rs "jwt" \ <&> é`, audience: `https://idp.example/r?a="b"&c=<d>`, kid: `k"1\`, verify: verifyRSA},
 	}
 	for _, test := range testCases {
 		t.Run(test.desc, func(t *testing.T) {
 			idp := activeIDP(t)
 			cfg := bearerConfig(idp.srv.URL + "/introspect")
-			cfg.ClientConfig.ClientID = "rs-jwt"
+			clientID := test.clientID
+			if clientID == "" {
+				clientID = "rs-jwt"
+			}
+			cfg.ClientConfig.ClientID = clientID
 			cfg.ClientConfig.AuthMethod = "private_key_jwt"
 			keyFile := filepath.Join(t.TempDir(), "key.pem")
 			if err := os.WriteFile(keyFile, []byte(test.pem), 0o600); err != nil {
@@ -119,15 +129,24 @@ func TestPrivateKeyJWT(t *testing.T) {
 				form, auth := idp.lastCall(t)
 				expectEqual(t, "Authorization", auth, "")
 				expectEqual(t, "client_assertion_type", form.Get("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+				expectEqual(t, "client_id", form.Get("client_id"), clientID)
 				header, claims := checkAssertion(t, form.Get("client_assertion"), test.alg, test.verify)
+				wantHeader := "alg typ"
+				if test.kid != "" {
+					wantHeader = "alg kid typ"
+				}
+				expectEqual(t, "header members", keysOf(header), wantHeader)
+				expectEqual(t, "claims", keysOf(claims), "aud exp iat iss jti sub")
 				kid, _ := header["kid"].(string)
 				expectEqual(t, "kid", kid, test.kid)
-				expectEqual(t, "iss", claims["iss"].(string), "rs-jwt")
-				expectEqual(t, "sub", claims["sub"].(string), "rs-jwt")
+				expectEqual(t, "typ", header["typ"].(string), "JWT")
+				expectEqual(t, "iss", claims["iss"].(string), clientID)
+				expectEqual(t, "sub", claims["sub"].(string), clientID)
 				expectEqual(t, "aud", claims["aud"].(string), wantAudience)
 				exp := int64(claims["exp"].(float64))
-				if now := time.Now().Unix(); exp <= now || exp > now+120 {
-					t.Errorf("exp is %d s from now, want a short lifetime", exp-now)
+				iat := int64(claims["iat"].(float64))
+				if now := time.Now().Unix(); exp <= now || exp > now+120 || iat > now || iat < now-60 || exp-iat != 60 {
+					t.Errorf("iat %d s and exp %d s from now, want now and a 60 s lifetime", iat-now, exp-now)
 				}
 				jti, _ := claims["jti"].(string)
 				if jti == "" || jtis[jti] {
@@ -137,6 +156,16 @@ func TestPrivateKeyJWT(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keysOf returns the names of m's members, sorted and joined by spaces.
+func keysOf(m map[string]any) string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
 }
 
 // checkAssertion verifies a compact JWS and returns its header and claims.
