@@ -61,16 +61,23 @@ func openWatched(path string, limit int64, now time.Time) (*watchedFile, error) 
 }
 
 // pollFile reads the file again when its time has come, and returns the new content when a change is
-// taken. Otherwise it returns nil.
+// taken. Otherwise it returns nil. It runs on every introspection and is almost always not due, so
+// the reading is apart (rereadFile): under Yaegi a call pays for the frame slots of every branch of
+// its function, taken or not (docs/development.md, interpreter costs).
 func pollFile(w *watchedFile, now time.Time) []byte {
 	w.mu.Lock()
-	if w.reading || now.Before(w.nextCheck) {
-		w.mu.Unlock()
+	due := !w.reading && !now.Before(w.nextCheck)
+	w.reading = w.reading || due
+	w.mu.Unlock()
+	if !due {
 		return nil
 	}
-	w.reading = true
-	w.mu.Unlock()
+	return rereadFile(w, now)
+}
 
+// rereadFile reads the file for pollFile, which has set w.reading, and takes a change once the
+// same new content has been read twice, fileConfirm apart (a file being written is not taken).
+func rereadFile(w *watchedFile, now time.Time) []byte {
 	content, err := readLimited(w.path, w.limit)
 
 	w.mu.Lock()

@@ -20,6 +20,9 @@ type tlsSource struct {
 	field         string // the option's name, for errors
 	insecure      bool
 	ca, cert, key pemSource
+	// files are those of ca, cert and key that name a file, the ones pollTLS and tlsFileProblems
+	// visit on every call: listed once here rather than on each call.
+	files []*pemSource
 
 	mu      sync.Mutex
 	problem string // guarded by mu: why the files last failed to make a configuration
@@ -51,6 +54,11 @@ func compileTLS(field string, t TLSConfig) (*tlsSource, *tls.Config, error) {
 	}
 	if src.key, err = compilePEM(field+".key", t.Key); err != nil {
 		return nil, nil, err
+	}
+	for _, p := range []*pemSource{&src.ca, &src.cert, &src.key} {
+		if p.file != nil {
+			src.files = append(src.files, p)
+		}
 	}
 	conf, err := buildTLS(src)
 	if err != nil {
@@ -125,8 +133,8 @@ func buildTLS(t *tlsSource) (*tls.Config, error) {
 // pollTLS reads the TLS files again when their time has come, and reports whether one changed.
 func pollTLS(t *tlsSource, now time.Time) bool {
 	changed := false
-	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
-		if p.file != nil && pollFile(p.file, now) != nil {
+	for _, p := range t.files {
+		if pollFile(p.file, now) != nil {
 			changed = true
 		}
 	}
@@ -149,11 +157,9 @@ func tlsFileProblems(t *tlsSource) []string {
 		t.problem = ""
 	}
 	t.mu.Unlock()
-	for _, p := range []*pemSource{&t.ca, &t.cert, &t.key} {
-		if p.file != nil {
-			if problem := takeProblem(p.file); problem != "" {
-				out = append(out, p.field+": "+problem)
-			}
+	for _, p := range t.files {
+		if problem := takeProblem(p.file); problem != "" {
+			out = append(out, p.field+": "+problem)
 		}
 	}
 	return out
