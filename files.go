@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,9 @@ type watchedFile struct {
 	nextCheck time.Time
 	reading   bool
 	problem   string // the last problem met, until takeProblem
+	// notice, when not nil, is raised with every problem recorded, so that the one who takes the
+	// problems looks only when there is one (set once, in New: watchProblems).
+	notice *atomic.Bool
 }
 
 // openWatched reads the file at path for New. The error names the kind of problem, never the path
@@ -85,7 +89,7 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 	w.reading = false
 	w.nextCheck = now.Add(w.interval)
 	if err != nil {
-		w.problem = err.Error()
+		noteProblem(w, err.Error())
 		return nil
 	}
 	digest := sha256.Sum256(content)
@@ -114,8 +118,17 @@ func acceptedContent(w *watchedFile) []byte {
 // failFile records a problem with content that pollFile returned, for takeProblem.
 func failFile(w *watchedFile, problem string) {
 	w.mu.Lock()
-	w.problem = problem
+	noteProblem(w, problem)
 	w.mu.Unlock()
+}
+
+// noteProblem records problem, with w.mu held, and then raises the notice. A taker lowers the
+// notice before it takes (askIdP), so a problem recorded meanwhile raises it again: none is lost.
+func noteProblem(w *watchedFile, problem string) {
+	w.problem = problem
+	if w.notice != nil {
+		w.notice.Store(true)
+	}
 }
 
 // takeProblem returns, once, the last problem met while reading the file again.

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 )
@@ -39,8 +40,10 @@ type idpClient struct {
 	formTail string
 	perCall  bool
 	// watched is set when some file is re-read (clientSecretFile, privateKeyFile, tls.*): only then
-	// can there be file problems to log.
+	// can there be file problems to log. notice is raised when one is recorded (watchProblems):
+	// askIdP takes them only then, not on every call.
 	watched bool
+	notice  atomic.Bool
 
 	// guard bounds the calls in flight and holds the circuit breaker (guard.go).
 	guard *idpGuard
@@ -93,10 +96,31 @@ func newIDPClient(cs clientSettings, l *logger) *idpClient {
 		}
 	}
 	c.watched = c.watched || c.tls != nil
+	watchProblems(c)
 	// Our Content-Type and Accept win over configured headers: the body is ours.
 	c.base["Content-Type"] = []string{"application/x-www-form-urlencoded"}
 	c.base["Accept"] = []string{"application/json"}
 	return c
+}
+
+// watchProblems points the files of c and its TLS source at c.notice. Each New compiles files of
+// its own, and only the first build of a configuration keeps them (sharedFor), so the files of a
+// client are never another's.
+func watchProblems(c *idpClient) {
+	if a := c.auth; a != nil {
+		if a.secret != nil && a.secret.file != nil {
+			a.secret.file.notice = &c.notice
+		}
+		if a.key != nil && a.key.file != nil {
+			a.key.file.notice = &c.notice
+		}
+	}
+	if c.tls != nil {
+		c.tls.notice = &c.notice
+		for _, p := range c.tls.files {
+			p.file.notice = &c.notice
+		}
+	}
 }
 
 // newHTTPClient makes the HTTP client of the endpoint with the TLS configuration conf.
@@ -148,8 +172,12 @@ func httpClient(c *idpClient, now time.Time) *http.Client {
 }
 
 // idpFileProblems returns, once each, the problems met while re-reading the files the configuration
-// names, by option name.
+// names, by option name. It looks only when the notice is up, and lowers it before it takes
+// (noteProblem says why none is lost).
 func idpFileProblems(c *idpClient) []string {
+	if !c.notice.Swap(false) {
+		return nil
+	}
 	var out []string
 	if c.auth != nil {
 		out = authFileProblems(c.auth)

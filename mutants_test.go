@@ -494,6 +494,41 @@ func TestFileProblemsAreLogged(t *testing.T) {
 	})
 }
 
+// TestFileProblemNoticedByAnotherHandler: a problem met outside an introspection (a relayed
+// revocation re-reads the TLS files too) is logged by the next introspection, through a handler of
+// a second New with the same configuration, and only once: askIdP takes file problems only when
+// their notice is up (noteProblem, failTLS).
+func TestFileProblemNoticedByAnotherHandler(t *testing.T) {
+	serverCA := newTestCA(t, "server-ca")
+	idp := newPeerCertIDP(t, serverCA)
+	caFile := writeTemp(t, t.TempDir(), "ca.pem", serverCA.certPEM)
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.ClientConfig.TLS = TLSConfig{CA: caFile}
+	cfg.Cache.TTLSeconds = 0
+	cfg.Revocation = RevocationConfig{Path: "/revoke", URL: idp.srv.URL + "/revoke"}
+	relaying, _ := replica(t, "noticed@files", cfg)
+	reloaded, _ := replica(t, "noticed@files", cfg) // a second New with the same configuration
+	m := inner(reloaded)
+	logs := captureLogs(m)
+	const line = "error: clientConfig.tls.ca: no PEM certificate found"
+	expectStatus(t, send(reloaded, bearerRequest("tok-before")), http.StatusOK)
+
+	writeByRename(t, caFile, "no certificate here\n")
+	for round := 0; round < 2; round++ { // the first read sees the change, the second takes it
+		checkNow(m.idp.tls.ca.file)
+		expectStatus(t, revokeThrough(relaying, "tok-revoked", ""), http.StatusOK)
+	}
+	if strings.Contains(logs(), "tls") {
+		t.Fatalf("logged before any introspection took the problem:\n%s", logs())
+	}
+	for i, token := range []string{"tok-after", "tok-later"} { // the last good CA stays in use
+		expectStatus(t, send(reloaded, bearerRequest(token)), http.StatusOK)
+		if n := strings.Count(logs(), line); n != 1 {
+			t.Errorf("after introspection %d the problem was logged %d times, want once:\n%s", i+1, n, logs())
+		}
+	}
+}
+
 // TestReadLimitedAtTheLimit: a file of exactly the limit is read whole; one byte more is refused.
 func TestReadLimitedAtTheLimit(t *testing.T) {
 	dir := t.TempDir()

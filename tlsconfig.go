@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,8 @@ type tlsSource struct {
 	files []*pemSource
 
 	mu      sync.Mutex
-	problem string // guarded by mu: why the files last failed to make a configuration
+	problem string       // guarded by mu: why the files last failed to make a configuration
+	notice  *atomic.Bool // as watchedFile's: raised with every problem, when not nil
 }
 
 // pemSource is one PEM option: its content, or the file it names.
@@ -145,6 +147,9 @@ func pollTLS(t *tlsSource, now time.Time) bool {
 func failTLS(t *tlsSource, problem string) {
 	t.mu.Lock()
 	t.problem = problem
+	if t.notice != nil {
+		t.notice.Store(true)
+	}
 	t.mu.Unlock()
 }
 
