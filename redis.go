@@ -27,6 +27,10 @@ type redisClient struct {
 	database  int
 	tlsFiles  *tlsSource // nil: plain TCP; its files are re-read (redisTLS)
 	timeout   time.Duration
+	// passwordFile is the file password re-reads, nil for an inline password; watched is set when
+	// it or tlsFiles is there, whose problems a lookup then takes (redisFileProblems).
+	passwordFile *watchedFile
+	watched      bool
 
 	// busy holds a slot for each command in flight, so that the client has at most redisMaxBusy
 	// connections in use and redisMaxIdle more idle. busyV and slotV are busy and its element

@@ -73,7 +73,7 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 	if r.LocalTTLSeconds < 0 || r.LocalTTLSeconds > maxCacheSeconds {
 		return nil, fmt.Errorf("cache.redis.localTtlSeconds: must be between 0 (the default, %d) and %d, got %d", defaultLocalTTL, maxCacheSeconds, r.LocalTTLSeconds)
 	}
-	password, err := compileRedisPassword(r)
+	password, passwordFile, err := compileRedisPassword(r)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func compileRedis(c CacheConfig, local *CacheConfig, k *clientSettings) (*shared
 		prefix = defaultRedisPrefix
 	}
 	t := &sharedTier{
-		client:  sharedRedisClient(redisOptionsKey(endpoints, r), func() *redisClient { return redisClientFor(endpoints, r, password, tlsFiles, tlsConf) }),
+		client:  sharedRedisClient(redisOptionsKey(endpoints, r), func() *redisClient { return redisClientFor(endpoints, r, password, passwordFile, tlsFiles, tlsConf) }),
 		prefix:  prefix + answerDigest(k, c.TTLSeconds) + ":",
 		revoked: prefix + "revoked:",
 		ttl:     int64(c.TTLSeconds),
@@ -119,20 +119,21 @@ func splitEndpoints(list []string) []string {
 	return out
 }
 
-// compileRedisPassword returns how the password is read: inline, or from passwordFile.
-func compileRedisPassword(r RedisConfig) (func() string, error) {
+// compileRedisPassword returns how the password is read: inline, or from passwordFile, whose
+// watched file it returns too, for its problems (redisFileProblems).
+func compileRedisPassword(r RedisConfig) (func() string, *watchedFile, error) {
 	switch {
 	case r.Password != "" && r.PasswordFile != "":
-		return nil, errors.New("cache.redis.password: set password or passwordFile, not both")
+		return nil, nil, errors.New("cache.redis.password: set password or passwordFile, not both")
 	case r.PasswordFile != "":
 		src, err := newSecretFile(r.PasswordFile, time.Now())
 		if err != nil {
-			return nil, errors.New("cache.redis.passwordFile: " + err.Error())
+			return nil, nil, errors.New("cache.redis.passwordFile: " + err.Error())
 		}
-		return func() string { return secretAt(src, time.Now()) }, nil
+		return func() string { return secretAt(src, time.Now()) }, src.file, nil
 	}
 	password := r.Password
-	return func() string { return password }, nil
+	return func() string { return password }, nil, nil
 }
 
 // answerDigest digests what decides the IdP's answer besides the token and the rendered
@@ -154,14 +155,31 @@ func answerDigest(k *clientSettings, ttl int) string {
 }
 
 // redisClientFor makes the client of these options; it dials nothing.
-func redisClientFor(endpoints []string, r RedisConfig, password func() string, files *tlsSource, conf *tls.Config) *redisClient {
+func redisClientFor(endpoints []string, r RedisConfig, password func() string, passwordFile *watchedFile, files *tlsSource, conf *tls.Config) *redisClient {
 	rc := newRedisClient(endpoints, time.Duration(orDefault(r.TimeoutMilliseconds, defaultRedisTimeoutMs))*time.Millisecond)
 	rc.username = r.Username
 	rc.password = password
+	rc.passwordFile = passwordFile
 	rc.database = r.Database
 	rc.tlsFiles = files
 	rc.tls = conf
+	rc.watched = files != nil || passwordFile != nil
 	return rc
+}
+
+// redisFileProblems returns, once each, the problems met while re-reading the files of the Redis
+// options, by option name: the TLS files and passwordFile.
+func redisFileProblems(rc *redisClient) []string {
+	var out []string
+	if rc.tlsFiles != nil {
+		out = tlsFileProblems(rc.tlsFiles)
+	}
+	if rc.passwordFile != nil {
+		if p := takeProblem(rc.passwordFile); p != "" {
+			out = append(out, "cache.redis.passwordFile: "+p)
+		}
+	}
+	return out
 }
 
 // The Redis clients are owned by the registry's side of the plugin, keyed by their options:
@@ -244,8 +262,8 @@ var errMGETShape = errors.New("redis: malformed reply to MGET")
 // sends the request on to the IdP, which does.
 func sharedGet(m *middleware, t *sharedTier, key, marker string) (claims map[string]any, reachable, marked bool) {
 	reply, err := redisDo(t.client, "MGET", key, marker)
-	if files := t.client.tlsFiles; files != nil {
-		logFileProblems(m, tlsFileProblems(files))
+	if t.client.watched {
+		logFileProblems(m, redisFileProblems(t.client))
 	}
 	if err == nil && len(reply.arr) != 2 {
 		err = errMGETShape

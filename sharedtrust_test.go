@@ -195,3 +195,37 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestRedisPasswordFileProblemsAreLogged: a cache.redis.passwordFile that stops holding one
+// password keeps the last good one, and the next lookup through any handler of the middleware logs
+// an ERROR line naming the option, once. The file is read when a connection is opened (AUTH); the
+// test reads it as a dial would, since a pooled connection is not opened again.
+func TestRedisPasswordFileProblemsAreLogged(t *testing.T) {
+	fake := startFakeRedis(t, map[string]string{"MGET": "*2\r\n$-1\r\n$-1\r\n"})
+	idp := newRevocableIDP(t)
+	file := writeTemp(t, t.TempDir(), "redis-password", "first-password\n")
+	cfg := sharedConfig(idp, fake.ln.Addr().String(), func(c *Config) { c.Cache.Redis.PasswordFile = file })
+	h1, _ := replica(t, "password@redis-file", cfg)
+	h2, _ := replica(t, "password@redis-file", cfg) // a second New with the same configuration
+	logs := captureLogs(inner(h2))
+	expectStatus(t, send(h1, bearerRequest("tok-first")), http.StatusOK)
+	rc := inner(h1).settings.shared.client
+	if got := rc.password(); got != "first-password" {
+		t.Fatalf("password %q, want the file's", got)
+	}
+
+	writeByRename(t, file, "two\nlines\n")
+	for round := 0; round < 2; round++ { // the first read sees the change, the second takes it
+		checkNow(rc.passwordFile)
+		if got := rc.password(); got != "first-password" {
+			t.Fatalf("round %d: password %q, want the last good one", round, got)
+		}
+	}
+	const line = "error: cache.redis.passwordFile: the file has more than one line"
+	for i, token := range []string{"tok-second", "tok-third"} {
+		expectStatus(t, send(h2, bearerRequest(token)), http.StatusOK)
+		if n := strings.Count(logs(), line); n != 1 {
+			t.Errorf("after lookup %d the problem was logged %d times, want once:\n%s", i+1, n, logs())
+		}
+	}
+}
