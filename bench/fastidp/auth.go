@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,11 @@ func clientCheck(basic, keyFile string) (func(*http.Request) string, error) {
 	id, secret, _ := strings.Cut(basic, ":")
 	return func(r *http.Request) string {
 		if basic != "" {
-			if u, p, ok := r.BasicAuth(); !ok || u != id || p != secret {
+			// RFC 6749 section 2.3.1: the client form-encodes the id and the secret before it joins them.
+			u, p, ok := r.BasicAuth()
+			u, errU := url.QueryUnescape(u)
+			p, errP := url.QueryUnescape(p)
+			if !ok || errU != nil || errP != nil || u != id || p != secret {
 				return "wrong or missing Basic credentials"
 			}
 		}

@@ -22,7 +22,7 @@ import (
 // fastidp must refuse what a real IdP would: these cases keep its checks from passing anything.
 func TestClientCheck(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "jwt.pem")
-	check, err := clientCheck("rs:secret", keyFile)
+	check, err := clientCheck("rs:s3cr:t+%", keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +43,15 @@ func TestClientCheck(t *testing.T) {
 		form       url.Values
 		ok         bool
 	}{
-		{"basic and assertion", "rs", "secret", withAssertion(good), true},
+		{"basic and assertion", "rs", "s3cr%3At%2B%25", withAssertion(good), true},
 		{"no basic", "", "", withAssertion(good), false},
 		{"wrong secret", "rs", "nope", withAssertion(good), false},
-		{"no assertion", "rs", "secret", url.Values{"token": {"t"}}, false},
-		{"another key", "rs", "secret", withAssertion(assertion(t, other, "ES256", future)), false},
-		{"expired", "rs", "secret", withAssertion(assertion(t, key, "ES256", time.Now().Unix()-1)), false},
-		{"another alg", "rs", "secret", withAssertion(assertion(t, key, "RS256", future)), false},
-		{"tampered signature", "rs", "secret", withAssertion(tampered), false},
+		{"secret not form-encoded", "rs", "s3cr:t+%", withAssertion(good), false},
+		{"no assertion", "rs", "s3cr%3At%2B%25", url.Values{"token": {"t"}}, false},
+		{"another key", "rs", "s3cr%3At%2B%25", withAssertion(assertion(t, other, "ES256", future)), false},
+		{"expired", "rs", "s3cr%3At%2B%25", withAssertion(assertion(t, key, "ES256", time.Now().Unix()-1)), false},
+		{"another alg", "rs", "s3cr%3At%2B%25", withAssertion(assertion(t, key, "RS256", future)), false},
+		{"tampered signature", "rs", "s3cr%3At%2B%25", withAssertion(tampered), false},
 	}
 	for _, c := range cases {
 		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.form.Encode()))
