@@ -165,34 +165,25 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 	}
 	a.key = &keySource{file: file, signer: signer}
 	a.alg = alg
-	return a.compileAssertion()
+	a.compileAssertion()
+	return nil
 }
 
 // compileAssertion makes the fixed parts of the assertions (RFC 7523 section 3): the header with
 // alg, typ and kid, and iss, sub and aud, JSON-encoded here so that any client id or audience is
-// escaped as json.Marshal escapes it.
-func (a *clientAuth) compileAssertion() error {
-	head := map[string]any{"alg": a.alg, "typ": "JWT"}
+// escaped as json.Marshal escapes it. (Marshalling strings cannot fail.)
+func (a *clientAuth) compileAssertion() {
+	head := map[string]string{"alg": a.alg, "typ": "JWT"}
 	if a.keyID != "" {
 		head["kid"] = a.keyID
 	}
-	header, err := json.Marshal(head)
-	if err != nil {
-		return fmt.Errorf("clientConfig.keyId: %w", err)
-	}
-	client, err := json.Marshal(a.clientID)
-	if err != nil {
-		return fmt.Errorf("clientConfig.clientId: %w", err)
-	}
-	audience, err := json.Marshal(a.audience)
-	if err != nil {
-		return fmt.Errorf("clientConfig.assertionAudience: %w", err)
-	}
+	header, _ := json.Marshal(head)
+	client, _ := json.Marshal(a.clientID)
+	audience, _ := json.Marshal(a.audience)
 	a.jwsHeader = b64(header)
 	a.claimsStart = `{"iss":` + string(client) + `,"sub":` + string(client) + `,"aud":` + string(audience) + `,"jti":"`
 	a.assertionForm = "&client_id=" + url.QueryEscape(a.clientID) + "&client_assertion_type=" + url.QueryEscape(jwtBearer) +
 		"&client_assertion="
-	return nil
 }
 
 // parsePrivateKey reads an RSA or EC private key from PEM (PKCS #8, PKCS #1 or SEC 1). A leading

@@ -123,7 +123,8 @@ func failFile(w *watchedFile, problem string) {
 }
 
 // noteProblem records problem, with w.mu held, and then raises the notice. A taker lowers the
-// notice before it takes (askIdP), so a problem recorded meanwhile raises it again: none is lost.
+// notice before it takes (idpFileProblems), so a problem recorded meanwhile raises it again: none
+// is lost.
 func noteProblem(w *watchedFile, problem string) {
 	w.problem = problem
 	if w.notice != nil {

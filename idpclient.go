@@ -41,7 +41,7 @@ type idpClient struct {
 	perCall  bool
 	// watched is set when some file is re-read (clientSecretFile, privateKeyFile, tls.*): only then
 	// can there be file problems to log. notice is raised when one is recorded (watchProblems):
-	// askIdP takes them only then, not on every call.
+	// idpFileProblems takes them only then, not on every call.
 	watched bool
 	notice  atomic.Bool
 
