@@ -416,20 +416,3 @@ func reloadKey(k *keySource, content []byte, alg string) {
 	k.signer = signer
 	k.mu.Unlock()
 }
-
-// authFileProblems returns, once each, the problems met while re-reading the files of client
-// authentication, by option name.
-func authFileProblems(a *clientAuth) []string {
-	var out []string
-	if a.secret != nil && a.secret.file != nil {
-		if p := takeProblem(a.secret.file); p != "" {
-			out = append(out, "clientConfig.clientSecretFile: "+p)
-		}
-	}
-	if a.key != nil && a.key.file != nil {
-		if p := takeProblem(a.key.file); p != "" {
-			out = append(out, "clientConfig.privateKeyFile: "+p)
-		}
-	}
-	return out
-}

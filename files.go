@@ -115,32 +115,6 @@ func acceptedContent(w *watchedFile) []byte {
 	return w.content
 }
 
-// failFile records a problem with content that pollFile returned, for takeProblem.
-func failFile(w *watchedFile, problem string) {
-	w.mu.Lock()
-	noteProblem(w, problem)
-	w.mu.Unlock()
-}
-
-// noteProblem records problem, with w.mu held, and then raises the notice. A taker lowers the
-// notice before it takes (idpFileProblems), so a problem recorded meanwhile raises it again: none
-// is lost.
-func noteProblem(w *watchedFile, problem string) {
-	w.problem = problem
-	if w.notice != nil {
-		w.notice.Store(true)
-	}
-}
-
-// takeProblem returns, once, the last problem met while reading the file again.
-func takeProblem(w *watchedFile) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	p := w.problem
-	w.problem = ""
-	return p
-}
-
 // readLimited reads the regular file at path, at most limit bytes. Anything but a regular file is
 // refused, and a FIFO never blocks the reader: it is refused before it is opened, and opened
 // without waiting for a writer should it replace the file in between.

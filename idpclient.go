@@ -103,26 +103,6 @@ func newIDPClient(cs clientSettings, l *logger) *idpClient {
 	return c
 }
 
-// watchProblems points the files of c and its TLS source at c.notice. Each New compiles files of
-// its own, and only the first build of a configuration keeps them (sharedFor), so the files of a
-// client are never another's.
-func watchProblems(c *idpClient) {
-	if a := c.auth; a != nil {
-		if a.secret != nil && a.secret.file != nil {
-			a.secret.file.notice = &c.notice
-		}
-		if a.key != nil && a.key.file != nil {
-			a.key.file.notice = &c.notice
-		}
-	}
-	if c.tls != nil {
-		c.tls.notice = &c.notice
-		for _, p := range c.tls.files {
-			p.file.notice = &c.notice
-		}
-	}
-}
-
 // newHTTPClient makes the HTTP client of the endpoint with the TLS configuration conf.
 func newHTTPClient(c *idpClient, conf *tls.Config) *http.Client {
 	// No custom dialer: Yaegi v0.16.1 rejects a method value of net.Dialer in a struct literal, and
@@ -169,23 +149,6 @@ func httpClient(c *idpClient, now time.Time) *http.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.client
-}
-
-// idpFileProblems returns, once each, the problems met while re-reading the files the configuration
-// names, by option name. It looks only when the notice is up, and lowers it before it takes
-// (noteProblem says why none is lost).
-func idpFileProblems(c *idpClient) []string {
-	if !c.notice.Swap(false) {
-		return nil
-	}
-	var out []string
-	if c.auth != nil {
-		out = authFileProblems(c.auth)
-	}
-	if c.tls != nil {
-		out = append(out, tlsFileProblems(c.tls)...)
-	}
-	return out
 }
 
 // introspect asks the endpoint about token, sending the extra headers (the rendered templates,

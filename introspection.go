@@ -259,13 +259,6 @@ func failedIntrospection(m *middleware, reason string) *verdict {
 	return reject(statusUnavailable, nil, "introspection failed")
 }
 
-// logFileProblems logs problems met while re-reading the configured files (each is taken once).
-func logFileProblems(m *middleware, problems []string) {
-	for _, problem := range problems {
-		m.logf("error", problem+"; the last good content stays in use")
-	}
-}
-
 // deny answers a request that may not pass (RFC 6750 section 3). The body is only the status
 // text; the reason goes to the debug log.
 func deny(m *middleware, rw http.ResponseWriter, v *verdict) {

@@ -167,21 +167,6 @@ func redisClientFor(endpoints []string, r RedisConfig, password func() string, p
 	return rc
 }
 
-// redisFileProblems returns, once each, the problems met while re-reading the files of the Redis
-// options, by option name: the TLS files and passwordFile.
-func redisFileProblems(rc *redisClient) []string {
-	var out []string
-	if rc.tlsFiles != nil {
-		out = tlsFileProblems(rc.tlsFiles)
-	}
-	if rc.passwordFile != nil {
-		if p := takeProblem(rc.passwordFile); p != "" {
-			out = append(out, "cache.redis.passwordFile: "+p)
-		}
-	}
-	return out
-}
-
 // The Redis clients are owned by the registry's side of the plugin, keyed by their options:
 // every middleware, and every reload, that names the same Redis shares one pool of connections.
 var (

@@ -143,33 +143,6 @@ func pollTLS(t *tlsSource, now time.Time) bool {
 	return changed
 }
 
-// failTLS records why the files failed to make a TLS configuration, for tlsFileProblems.
-func failTLS(t *tlsSource, problem string) {
-	t.mu.Lock()
-	t.problem = problem
-	if t.notice != nil {
-		t.notice.Store(true)
-	}
-	t.mu.Unlock()
-}
-
-// tlsFileProblems returns, once each, the problems met while re-reading the TLS files.
-func tlsFileProblems(t *tlsSource) []string {
-	t.mu.Lock()
-	var out []string
-	if t.problem != "" {
-		out = append(out, t.problem)
-		t.problem = ""
-	}
-	t.mu.Unlock()
-	for _, p := range t.files {
-		if problem := takeProblem(p.file); problem != "" {
-			out = append(out, p.field+": "+problem)
-		}
-	}
-	return out
-}
-
 // keyPairProblem names why tls.X509KeyPair refused a certificate and key, in its own fixed words;
 // anything else is summed up, since an error could quote what it parsed.
 func keyPairProblem(err error) string {

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GREMLINS_VERSION="v0.6.0"
-ALL_TARGETS="tokensource.go fastpath.go introspection.go verdict.go cache.go idpclient.go guard.go clientauth.go config.go headers.go tlsconfig.go files.go registry.go claims.go claimsparse.go revocation.go sharedcache.go"
+ALL_TARGETS="tokensource.go fastpath.go introspection.go verdict.go cache.go idpclient.go guard.go clientauth.go config.go headers.go tlsconfig.go files.go fileproblems.go registry.go claims.go claimsparse.go revocation.go sharedcache.go"
 # MUTATION_FILES (default: all of the above) narrows a run to some of them.
 read -r -a TARGETS <<<"${MUTATION_FILES:-${ALL_TARGETS}}"
 

@@ -1,0 +1,136 @@
+package oauthintrospection
+
+// Problems met while re-reading the files the configuration names (files.go): a file that
+// vanished, content that does not parse, TLS files that no longer make a configuration. The
+// last good content stays in use; each problem is recorded where it is met, raises the notice of
+// the client that owns the file, and is taken once and logged as an ERROR line naming the option
+// (logFileProblems), by the next introspection or Redis lookup.
+
+// failFile records a problem with content that pollFile returned, for takeProblem.
+func failFile(w *watchedFile, problem string) {
+	w.mu.Lock()
+	noteProblem(w, problem)
+	w.mu.Unlock()
+}
+
+// noteProblem records problem, with w.mu held, and then raises the notice. A taker lowers the
+// notice before it takes (idpFileProblems), so a problem recorded meanwhile raises it again: none
+// is lost.
+func noteProblem(w *watchedFile, problem string) {
+	w.problem = problem
+	if w.notice != nil {
+		w.notice.Store(true)
+	}
+}
+
+// takeProblem returns, once, the last problem met while reading the file again.
+func takeProblem(w *watchedFile) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.problem
+	w.problem = ""
+	return p
+}
+
+// failTLS records why the files failed to make a TLS configuration, for tlsFileProblems.
+func failTLS(t *tlsSource, problem string) {
+	t.mu.Lock()
+	t.problem = problem
+	if t.notice != nil {
+		t.notice.Store(true)
+	}
+	t.mu.Unlock()
+}
+
+// tlsFileProblems returns, once each, the problems met while re-reading the TLS files.
+func tlsFileProblems(t *tlsSource) []string {
+	t.mu.Lock()
+	var out []string
+	if t.problem != "" {
+		out = append(out, t.problem)
+		t.problem = ""
+	}
+	t.mu.Unlock()
+	for _, p := range t.files {
+		if problem := takeProblem(p.file); problem != "" {
+			out = append(out, p.field+": "+problem)
+		}
+	}
+	return out
+}
+
+// authFileProblems returns, once each, the problems met while re-reading the files of client
+// authentication, by option name.
+func authFileProblems(a *clientAuth) []string {
+	var out []string
+	if a.secret != nil && a.secret.file != nil {
+		if p := takeProblem(a.secret.file); p != "" {
+			out = append(out, "clientConfig.clientSecretFile: "+p)
+		}
+	}
+	if a.key != nil && a.key.file != nil {
+		if p := takeProblem(a.key.file); p != "" {
+			out = append(out, "clientConfig.privateKeyFile: "+p)
+		}
+	}
+	return out
+}
+
+// watchProblems points the files of c and its TLS source at c.notice. Each New compiles files of
+// its own, and only the first build of a configuration keeps them (sharedFor), so the files of a
+// client are never another's.
+func watchProblems(c *idpClient) {
+	if a := c.auth; a != nil {
+		if a.secret != nil && a.secret.file != nil {
+			a.secret.file.notice = &c.notice
+		}
+		if a.key != nil && a.key.file != nil {
+			a.key.file.notice = &c.notice
+		}
+	}
+	if c.tls != nil {
+		c.tls.notice = &c.notice
+		for _, p := range c.tls.files {
+			p.file.notice = &c.notice
+		}
+	}
+}
+
+// idpFileProblems returns, once each, the problems met while re-reading the files the configuration
+// names, by option name. It looks only when the notice is up, and lowers it before it takes
+// (noteProblem says why none is lost).
+func idpFileProblems(c *idpClient) []string {
+	if !c.notice.Swap(false) {
+		return nil
+	}
+	var out []string
+	if c.auth != nil {
+		out = authFileProblems(c.auth)
+	}
+	if c.tls != nil {
+		out = append(out, tlsFileProblems(c.tls)...)
+	}
+	return out
+}
+
+// redisFileProblems returns, once each, the problems met while re-reading the files of the Redis
+// options, by option name: the TLS files and passwordFile.
+func redisFileProblems(rc *redisClient) []string {
+	var out []string
+	if rc.tlsFiles != nil {
+		out = tlsFileProblems(rc.tlsFiles)
+	}
+	if rc.passwordFile != nil {
+		if p := takeProblem(rc.passwordFile); p != "" {
+			out = append(out, "cache.redis.passwordFile: "+p)
+		}
+	}
+	return out
+}
+
+// logFileProblems logs problems met while re-reading the configured files (each is taken once).
+func logFileProblems(m *middleware, problems []string) {
+	for _, problem := range problems {
+		m.logf("error", problem+"; the last good content stays in use")
+	}
+}
