@@ -46,12 +46,20 @@ func newLogger(name string) *logger {
 
 // logLine writes msg at level "debug" or "error". It is a plain function, not a method: the debug
 // line of every denial is written through it, and under Yaegi a method call costs about five
-// plain calls (docs/development.md, interpreter costs).
+// plain calls (docs/development.md, interpreter costs). The budget of ERROR lines is apart, in
+// logError: under Yaegi a call pays for the frame slots of all its branches, and a denial's debug
+// line would otherwise pay for the budget's on every refused request.
 func logLine(l *logger, level, msg string) {
 	if level != "error" {
 		fmt.Println(l.prefix + msg)
 		return
 	}
+	logError(l, msg)
+}
+
+// logError writes msg as an ERROR line unless a line of its kind was written in the last
+// errorLogInterval; the next line that is written says how many were held back.
+func logError(l *logger, msg string) {
 	now := time.Now()
 	l.mu.Lock()
 	b := budgetFor(l, errorKind(msg))
