@@ -35,6 +35,13 @@ func judge(s *settings, claims map[string]any) *verdict {
 	if active, _ := claims["active"].(bool); !active {
 		return reject(statusUnauthorized, challengeInvalid, "token is not active")
 	}
+	return judgeActive(s, claims)
+}
+
+// judgeActive derives the verdict from the answer of an active token: its time claims, the claims
+// expression and the forwarded claims. (Apart from judge so that an inactive token, the answer to
+// every bogus one, pays for none of its frame slots.)
+func judgeActive(s *settings, claims map[string]any) *verdict {
 	v := &verdict{exp: noExp, nbf: noNbf}
 	var ok bool
 	// claims[k] is nil for an absent claim too: either way the bound stays open.
