@@ -125,13 +125,14 @@ func decide(m *middleware, rw http.ResponseWriter, req *http.Request, token stri
 	} else {
 		v, now = resolveMiss(m, req, token, rendered, key)
 	}
-	// checkTime, for a verdict that is not one forwarding within its validity (validAt): every
-	// request that passes skips its two calls.
-	if v.status != 0 || now < v.nbf || now >= v.exp {
-		if v = checkTime(v, now); v.status != 0 {
-			deny(m, rw, v)
-			return
-		}
+	// checkTime, only for a verdict outside its validity (validAt): a request that passes, and
+	// one refused for any other reason (a bogus token's), skips its two calls.
+	if now < v.nbf || now >= v.exp {
+		v = checkTime(v, now)
+	}
+	if v.status != 0 {
+		deny(m, rw, v)
+		return
 	}
 	forward(m, rw, req, v, from)
 }

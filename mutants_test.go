@@ -816,3 +816,36 @@ func TestCheckTimeSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeBeforeClaims: a token outside its exp or nbf is refused as invalid (401), even when the
+// claims expression is false too, and a token within them that the expression refuses gets 403,
+// answered and cached alike: decide applies checkTime to a refusal only when its time is out, so
+// the order of the two checks must hold on every path. Requests go through the rig's handlers in
+// turn (two routers and a reload).
+func TestTimeBeforeClaims(t *testing.T) {
+	far := time.Now().Add(time.Hour).Unix()
+	for _, test := range []struct {
+		answer, challenge string
+		want              int
+	}{
+		{`{"active":true,"grp":"user","exp":1000}`, "invalid_token", http.StatusUnauthorized},
+		{fmt.Sprintf(`{"active":true,"grp":"user","exp":%d,"nbf":%d}`, far+60, far), "invalid_token", http.StatusUnauthorized},
+		{fmt.Sprintf(`{"active":true,"grp":"user","exp":%d}`, far), "insufficient_scope", http.StatusForbidden},
+	} {
+		rig := newCacheRig(t, "time-claims@test", answerJSON(test.answer), func(cfg *Config) {
+			cfg.Claims = "Equals(`grp`, `admin`)"
+		})
+		for i := 0; i < 3; i++ {
+			rec := rig.do("tok")
+			if rec.Code != test.want || !strings.Contains(rec.Header().Get("WWW-Authenticate"), test.challenge) {
+				t.Errorf("%s, request %d: %d %q, want %d with %s", test.answer, i+1, rec.Code, rec.Header().Get("WWW-Authenticate"), test.want, test.challenge)
+			}
+		}
+		if test.want == http.StatusForbidden && rig.calls() != 1 {
+			t.Errorf("%s: %d IdP calls, want 1 (the refusal is cached)", test.answer, rig.calls())
+		}
+		if _, hits := rig.up.seen(); hits != 0 {
+			t.Errorf("%s: %d requests reached upstream", test.answer, hits)
+		}
+	}
+}
