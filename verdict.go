@@ -117,15 +117,17 @@ func timeClaim(raw any) (int64, bool) {
 }
 
 // validAt is the one rule for "valid now": a token is valid from its nbf, included, until its exp,
-// excluded (RFC 7519 sections 4.1.4 and 4.1.5). checkTime applies it to every request; the cache's
-// pass window (setPass) is its bounds; fastHit and decide inline the same comparison.
+// excluded (RFC 7519 sections 4.1.4 and 4.1.5). checkTime applies it; the cache's pass window
+// (setPass) is its bounds; fastHit and decide inline the same comparison, and call checkTime only
+// for a verdict outside them.
 func validAt(nbf, exp, now int64) bool {
 	return now >= nbf && now < exp
 }
 
 // checkTime rejects a token whose exp or nbf says it is not valid at now (RFC 7662 section 2.2),
-// even when the IdP said it is active. It runs on every request, cached verdicts included. It does
-// not modify v, which may be shared.
+// even when the IdP said it is active, and before the claims expression's refusal. It judges
+// every request, cached verdicts included: those within their bounds are the verdict itself,
+// which is why decide may leave them out. It does not modify v, which may be shared.
 func checkTime(v *verdict, now int64) *verdict {
 	if validAt(v.nbf, v.exp, now) {
 		return v
