@@ -118,8 +118,8 @@ func timeClaim(raw any) (int64, bool) {
 
 // validAt is the one rule for "valid now": a token is valid from its nbf, included, until its exp,
 // excluded (RFC 7519 sections 4.1.4 and 4.1.5). checkTime applies it; the cache's pass window
-// (setPass) is its bounds; fastHit and decide inline the same comparison, and call checkTime only
-// for a verdict outside them.
+// (setPass) is its bounds; fastHit and decide inline the same comparison (decide calls checkTime
+// only for a verdict outside its bounds).
 func validAt(nbf, exp, now int64) bool {
 	return now >= nbf && now < exp
 }
