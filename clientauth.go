@@ -50,6 +50,7 @@ type clientAuth struct {
 	alg      string        // RS256 or ES256
 	audience string        // the aud of assertions: assertionAudience, or the endpoint URL
 	keyID    string        // the kid of assertions, or ""
+	files    []namedFile   // clientSecretFile and privateKeyFile, when set: they are re-read
 	// The parts of every private_key_jwt assertion that never change, made once by
 	// compileAssertion: the encoded JWS header, the claims' JSON up to the jti's value, and the
 	// form fields before the assertion. A call then writes only the jti and the times.
@@ -100,7 +101,7 @@ func compileClientAuth(cc ClientConfig) (*clientAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	if method != authPrivateKeyJWT && (a.secret == nil || a.secret.file == nil) {
+	if method != authPrivateKeyJWT && len(a.files) == 0 {
 		// Nothing changes between calls: compute the credentials once.
 		a.fixedForm, a.fixedHeader, _ = credentials(a, time.Time{})
 		a.fixed = true
@@ -131,6 +132,7 @@ func (a *clientAuth) compileSecret(cc ClientConfig) error {
 			return fmt.Errorf("clientConfig.clientSecretFile: %w", err)
 		}
 		a.secret = s
+		a.files = append(a.files, namedFile{"clientConfig.clientSecretFile", s.file})
 		return nil
 	}
 	return fmt.Errorf("clientConfig.clientSecret: required by authMethod %s (or set clientSecretFile)", a.method)
@@ -152,6 +154,7 @@ func (a *clientAuth) compileKey(cc ClientConfig) error {
 			return fmt.Errorf("%s: %w", field, err)
 		}
 		pemText = acceptedContent(file)
+		a.files = append(a.files, namedFile{field, file})
 	case cc.PrivateKey == "":
 		return errors.New("clientConfig.privateKey: required by authMethod private_key_jwt (or set privateKeyFile)")
 	}

@@ -1,5 +1,7 @@
 package oauthintrospection
 
+import "sync/atomic"
+
 // Problems met while re-reading the files the configuration names (files.go): a file that
 // vanished, content that does not parse, TLS files that no longer make a configuration. The
 // last good content stays in use; each problem is recorded where it is met, raises the notice of
@@ -51,26 +53,15 @@ func tlsFileProblems(t *tlsSource) []string {
 		t.problem = ""
 	}
 	t.mu.Unlock()
-	for _, p := range t.files {
-		if problem := takeProblem(p.file); problem != "" {
-			out = append(out, p.field+": "+problem)
-		}
-	}
-	return out
+	return takeFileProblems(out, t.files)
 }
 
-// authFileProblems returns, once each, the problems met while re-reading the files of client
-// authentication, by option name.
-func authFileProblems(a *clientAuth) []string {
-	var out []string
-	if a.secret != nil && a.secret.file != nil {
-		if p := takeProblem(a.secret.file); p != "" {
-			out = append(out, "clientConfig.clientSecretFile: "+p)
-		}
-	}
-	if a.key != nil && a.key.file != nil {
-		if p := takeProblem(a.key.file); p != "" {
-			out = append(out, "clientConfig.privateKeyFile: "+p)
+// takeFileProblems appends to out, once each, the problems met while re-reading files, by option
+// name.
+func takeFileProblems(out []string, files []namedFile) []string {
+	for _, f := range files {
+		if problem := takeProblem(f.file); problem != "" {
+			out = append(out, f.field+": "+problem)
 		}
 	}
 	return out
@@ -80,19 +71,19 @@ func authFileProblems(a *clientAuth) []string {
 // its own, and only the first build of a configuration keeps them (sharedFor), so the files of a
 // client are never another's.
 func watchProblems(c *idpClient) {
-	if a := c.auth; a != nil {
-		if a.secret != nil && a.secret.file != nil {
-			a.secret.file.notice = &c.notice
-		}
-		if a.key != nil && a.key.file != nil {
-			a.key.file.notice = &c.notice
-		}
+	if c.auth != nil {
+		noticeFiles(c.auth.files, &c.notice)
 	}
 	if c.tls != nil {
 		c.tls.notice = &c.notice
-		for _, p := range c.tls.files {
-			p.file.notice = &c.notice
-		}
+		noticeFiles(c.tls.files, &c.notice)
+	}
+}
+
+// noticeFiles points each of files at notice.
+func noticeFiles(files []namedFile, notice *atomic.Bool) {
+	for _, f := range files {
+		f.file.notice = notice
 	}
 }
 
@@ -105,7 +96,7 @@ func idpFileProblems(c *idpClient) []string {
 	}
 	var out []string
 	if c.auth != nil {
-		out = authFileProblems(c.auth)
+		out = takeFileProblems(out, c.auth.files)
 	}
 	if c.tls != nil {
 		out = append(out, tlsFileProblems(c.tls)...)

@@ -51,6 +51,12 @@ type watchedFile struct {
 	notice *atomic.Bool
 }
 
+// namedFile is a re-read file and the option that names it, for the log.
+type namedFile struct {
+	field string
+	file  *watchedFile
+}
+
 // openWatched reads the file at path for New. The error names the kind of problem, never the path
 // or the content: a secret put in a field that expects a path would otherwise reach the log.
 func openWatched(path string, limit int64, now time.Time) (*watchedFile, error) {

@@ -86,7 +86,7 @@ func newIDPClient(cs clientSettings, l *logger) *idpClient {
 	}
 	if a := c.auth; a != nil {
 		c.perCall = !a.fixed
-		c.watched = (a.secret != nil && a.secret.file != nil) || (a.key != nil && a.key.file != nil)
+		c.watched = len(a.files) != 0
 		if a.fixed {
 			c.formTail += a.fixedForm
 			// Configured client authentication wins over an Authorization in clientConfig.headers.

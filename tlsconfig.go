@@ -23,7 +23,7 @@ type tlsSource struct {
 	ca, cert, key pemSource
 	// files are those of ca, cert and key that name a file, the ones pollTLS and tlsFileProblems
 	// visit on every call: listed once here rather than on each call.
-	files []*pemSource
+	files []namedFile
 
 	mu      sync.Mutex
 	problem string       // guarded by mu: why the files last failed to make a configuration
@@ -59,7 +59,7 @@ func compileTLS(field string, t TLSConfig) (*tlsSource, *tls.Config, error) {
 	}
 	for _, p := range []*pemSource{&src.ca, &src.cert, &src.key} {
 		if p.file != nil {
-			src.files = append(src.files, p)
+			src.files = append(src.files, namedFile{p.field, p.file})
 		}
 	}
 	conf, err := buildTLS(src)
@@ -135,8 +135,8 @@ func buildTLS(t *tlsSource) (*tls.Config, error) {
 // pollTLS reads the TLS files again when their time has come, and reports whether one changed.
 func pollTLS(t *tlsSource, now time.Time) bool {
 	changed := false
-	for _, p := range t.files {
-		if pollFile(p.file, now) != nil {
+	for _, f := range t.files {
+		if pollFile(f.file, now) != nil {
 			changed = true
 		}
 	}
