@@ -1,12 +1,17 @@
 package oauthintrospection
 
-import "sync/atomic"
+import (
+	"strings"
+	"sync/atomic"
+	"time"
+)
 
 // Problems met while re-reading the files the configuration names (files.go): a file that
 // vanished, content that does not parse, TLS files that no longer make a configuration. The
 // last good content stays in use; each problem is recorded where it is met, raises the notice of
 // the client that owns the file, and is taken once and logged as an ERROR line naming the option
-// (logFileProblems), by the next introspection or Redis lookup.
+// (logFileProblems), by the next introspection or Redis lookup; a certificate and key that stopped
+// matching wait until they outlast a read of every file (failTLS).
 
 // failFile records a problem with content that pollFile returned, for takeProblem.
 func failFile(w *watchedFile, problem string) {
@@ -34,10 +39,20 @@ func takeProblem(w *watchedFile) string {
 	return p
 }
 
-// failTLS records why the files failed to make a TLS configuration, for tlsFileProblems.
-func failTLS(t *tlsSource, problem string) {
+// failTLS records why the files failed to make a TLS configuration at now, for tlsFileProblems.
+// A certificate and its key are each taken on its own confirming read (watchedFile), so a pair
+// rotated together can be taken half at a time: the new certificate with the old key, for a
+// moment. Such a mismatch is kept apart (halfway), and logged only once every file has been read
+// again since, with no change waiting (settledSince); rebuildTLS drops it when the other half
+// comes. Any other problem is logged by the next taker.
+func failTLS(t *tlsSource, problem string, now time.Time) {
 	t.mu.Lock()
-	t.problem = problem
+	if !strings.HasSuffix(problem, pairMismatch) {
+		t.problem = problem
+	} else if t.halfway == "" {
+		t.halfway = problem
+		t.halfwayAt = now
+	}
 	if t.notice != nil {
 		t.notice.Store(true)
 	}
@@ -52,8 +67,33 @@ func tlsFileProblems(t *tlsSource) []string {
 		out = append(out, t.problem)
 		t.problem = ""
 	}
+	halfway, at := t.halfway, t.halfwayAt
 	t.mu.Unlock()
+	if halfway != "" {
+		out = takeHalfway(t, out, halfway, at)
+	}
 	return takeFileProblems(out, t.files)
+}
+
+// takeHalfway appends the mismatch of a certificate and key seen at at, and forgets it, once every
+// TLS file has been read again since with no change waiting: the other half of a rotation has not
+// come. Until then the notice stays up, so that the next taker looks again.
+func takeHalfway(t *tlsSource, out []string, halfway string, at time.Time) []string {
+	for _, f := range t.files {
+		if !settledSince(f.file, at) {
+			if t.notice != nil {
+				t.notice.Store(true)
+			}
+			return out
+		}
+	}
+	t.mu.Lock()
+	if t.halfway == halfway && t.halfwayAt.Equal(at) {
+		t.halfway = ""
+		out = append(out, halfway)
+	}
+	t.mu.Unlock()
+	return out
 }
 
 // takeFileProblems appends to out, once each, the problems met while re-reading files, by option

@@ -114,6 +114,14 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 	return content
 }
 
+// settledSince reports whether w has been read after at and no change of it waits for its
+// confirming read. A read sets nextCheck to its time plus interval, a change seen once to sooner.
+func settledSince(w *watchedFile, at time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.candidate == [sha256.Size]byte{} && w.nextCheck.After(at.Add(w.interval))
+}
+
 // acceptedContent returns the content taken last.
 func acceptedContent(w *watchedFile) []byte {
 	w.mu.Lock()

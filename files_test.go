@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -177,6 +178,140 @@ func TestTLSFilesAreReread(t *testing.T) {
 		t.Fatalf("after the CA file was rotated: status %d, want 200", code)
 	}
 	expectEqual(t, "client certificate after rotation", lastPresented(), "client-two")
+}
+
+// TestTLSPairRotatedHalfway: a certificate and key rotated together can be taken one at a time,
+// since each waits for its own confirming read. The moment in between (the new certificate with
+// the old key) is no ERROR: the old pair stays in use, and the new one is presented once the key
+// follows. A mismatch that outlasts a read of every file is logged, once. Requests take turns
+// through two routers' handlers and a reload's.
+func TestTLSPairRotatedHalfway(t *testing.T) {
+	serverCA := newTestCA(t, "server-ca")
+	idp := newPeerCertIDP(t, serverCA)
+	one, two, three := newTestCA(t, "client-one"), newTestCA(t, "client-two"), newTestCA(t, "client-three")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeInPlace(t, certFile, one.certPEM)
+	writeInPlace(t, keyFile, one.keyPEM)
+	cfg := bearerConfig(idp.srv.URL + "/introspect")
+	cfg.ClientConfig.TLS = TLSConfig{CA: serverCA.certPEM, Cert: certFile, Key: keyFile}
+	cfg.Cache.TTLSeconds = 0
+	var handlers []http.Handler
+	var logs []func() string
+	for i := 0; i < 3; i++ { // two routers of one middleware, then a reload
+		h, _ := replica(t, "halfway@files", cfg)
+		handlers = append(handlers, h)
+		logs = append(logs, captureLogs(inner(h)))
+	}
+	src := inner(handlers[0]).idp.tls
+	calls := 0
+	presented := func() string {
+		t.Helper()
+		expectStatus(t, send(handlers[calls%3], bearerRequest(fmt.Sprintf("tok-%d", calls))), http.StatusOK)
+		calls++
+		seen := idp.seen("/introspect")
+		return seen[len(seen)-1]
+	}
+	readAll := func() {
+		for _, f := range src.files {
+			checkNow(f.file)
+		}
+	}
+	// A change seen late (requests are sparse) is confirmed after the recheck it would have had
+	// without one: only the waiting change, not the time of its next read, keeps the mismatch.
+	for _, f := range src.files {
+		f.file.mu.Lock()
+		f.file.confirm = 2 * f.file.interval
+		f.file.mu.Unlock()
+	}
+	logged := func() int {
+		n := 0
+		for _, l := range logs {
+			n += strings.Count(l(), "error: clientConfig.tls: cert and key: private key does not match public key")
+		}
+		return n
+	}
+	expectEqual(t, "the first pair", presented(), "client-one")
+
+	// The certificate comes first: it is taken on its second read, while the key file still
+	// holds the old key.
+	writeByRename(t, certFile, two.certPEM)
+	for round := 0; round < 2; round++ {
+		readAll()
+		expectEqual(t, "before the key follows", presented(), "client-one")
+	}
+	src.mu.Lock()
+	halfway := src.halfway
+	src.mu.Unlock()
+	if n := logged(); n != 0 || halfway == "" {
+		t.Fatalf("the certificate's change taken on its own: %d mismatches logged, %q kept", n, halfway)
+	}
+	expectEqual(t, "halfway, files not due", presented(), "client-one")
+	writeByRename(t, keyFile, two.keyPEM)
+	readAll() // the key's change is seen: every file has been read since, but one change waits
+	expectEqual(t, "the key seen once", presented(), "client-one")
+	readAll()
+	expectEqual(t, "the key taken", presented(), "client-two")
+	for round := 0; round < 2; round++ { // the whole pair, read again: nothing is left to log
+		readAll()
+		expectEqual(t, "after the rotation", presented(), "client-two")
+	}
+	if n := logged(); n != 0 {
+		t.Fatalf("a rotation of the pair logged %d mismatches", n)
+	}
+
+	// A certificate whose key never follows.
+	writeByRename(t, certFile, three.certPEM)
+	for round := 0; round < 2; round++ {
+		readAll()
+		expectEqual(t, "a certificate without its key", presented(), "client-two")
+	}
+	if n := logged(); n != 0 {
+		t.Fatalf("the mismatch was logged %d times before the key file was read again", n)
+	}
+	for round := 0; round < 2; round++ {
+		readAll()
+		expectEqual(t, "the key never followed", presented(), "client-two")
+		if n := logged(); n != 1 {
+			t.Fatalf("after %d reads of every file, the mismatch was logged %d times, want once", round+1, n)
+		}
+	}
+}
+
+// TestTLSPairHalfwayWithoutNotice: cache.redis.tls has no notice, since its problems are taken on
+// every Redis lookup; a mismatch of its pair waits there too, until every file was read again.
+func TestTLSPairHalfwayWithoutNotice(t *testing.T) {
+	one, two := newTestCA(t, "redis-one"), newTestCA(t, "redis-two")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeInPlace(t, certFile, one.certPEM)
+	writeInPlace(t, keyFile, one.keyPEM)
+	src, _, err := compileTLS("cache.redis.tls", TLSConfig{Cert: certFile, Key: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll := func() (rebuilt bool, problems []string) {
+		for _, f := range src.files {
+			checkNow(f.file)
+		}
+		now := time.Now()
+		if pollTLS(src, now) {
+			rebuilt = rebuildTLS(src, now) != nil
+		}
+		return rebuilt, tlsFileProblems(src)
+	}
+	writeByRename(t, certFile, two.certPEM)
+	for round := 0; round < 2; round++ {
+		if rebuilt, problems := poll(); rebuilt || len(problems) != 0 {
+			t.Fatalf("read %d of a certificate without its key: rebuilt %v, problems %q", round+1, rebuilt, problems)
+		}
+	}
+	_, problems := poll()
+	expectEqual(t, "once every file was read again", strings.Join(problems, "|"),
+		"cache.redis.tls: cert and key: private key does not match public key")
+	if _, problems := poll(); len(problems) != 0 {
+		t.Errorf("taken twice: %q", problems)
+	}
 }
 
 // TestWatchedFileAfterSameContentRename: a rename that brings the same content changes which file

@@ -134,9 +134,7 @@ func httpClient(c *idpClient, now time.Time) *http.Client {
 		return c.client
 	}
 	if pollTLS(c.tls, now) {
-		if conf, err := buildTLS(c.tls); err != nil {
-			failTLS(c.tls, err.Error())
-		} else {
+		if conf := rebuildTLS(c.tls, now); conf != nil {
 			fresh := newHTTPClient(c, conf)
 			c.mu.Lock()
 			old := c.client

@@ -184,9 +184,7 @@ func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
 // client certificate must be the one presented.
 func redisTLS(rc *redisClient, now time.Time) *tls.Config {
 	if rc.tlsFiles != nil && pollTLS(rc.tlsFiles, now) {
-		if conf, err := buildTLS(rc.tlsFiles); err != nil {
-			failTLS(rc.tlsFiles, err.Error())
-		} else {
+		if conf := rebuildTLS(rc.tlsFiles, now); conf != nil {
 			rc.mu.Lock()
 			rc.tls = conf
 			idle := rc.idle

@@ -26,8 +26,13 @@ type tlsSource struct {
 	files []namedFile
 
 	mu      sync.Mutex
-	problem string       // guarded by mu: why the files last failed to make a configuration
-	notice  *atomic.Bool // as watchedFile's: raised with every problem, when not nil
+	problem string // guarded by mu: why the files last failed to make a configuration
+	// halfway, guarded by mu with halfwayAt, is a certificate and key that stopped matching when
+	// one of them changed at halfwayAt: perhaps the first half of a pair rotated together, which
+	// is logged only if the other half does not follow (failTLS).
+	halfway   string
+	halfwayAt time.Time
+	notice    *atomic.Bool // as watchedFile's: raised with every problem, when not nil
 }
 
 // pemSource is one PEM option: its content, or the file it names.
@@ -132,6 +137,20 @@ func buildTLS(t *tlsSource) (*tls.Config, error) {
 	return conf, nil
 }
 
+// rebuildTLS makes the configuration of the files once pollTLS took a change. When they make none,
+// it returns nil and records why (failTLS), and the transport keeps the configuration it has.
+func rebuildTLS(t *tlsSource, now time.Time) *tls.Config {
+	conf, err := buildTLS(t)
+	if err != nil {
+		failTLS(t, err.Error(), now)
+		return nil
+	}
+	t.mu.Lock()
+	t.halfway = "" // the other half came
+	t.mu.Unlock()
+	return conf
+}
+
 // pollTLS reads the TLS files again when their time has come, and reports whether one changed.
 func pollTLS(t *tlsSource, now time.Time) bool {
 	changed := false
@@ -143,12 +162,15 @@ func pollTLS(t *tlsSource, now time.Time) bool {
 	return changed
 }
 
+// pairMismatch is tls.X509KeyPair's own word for a certificate and a key of different pairs.
+const pairMismatch = "private key does not match public key"
+
 // keyPairProblem names why tls.X509KeyPair refused a certificate and key, in its own fixed words;
 // anything else is summed up, since an error could quote what it parsed.
 func keyPairProblem(err error) string {
 	msg := err.Error()
 	for _, known := range []string{
-		"private key does not match public key",
+		pairMismatch,
 		"failed to find any PEM data in certificate input",
 		"failed to find any PEM data in key input",
 		"failed to find certificate PEM data in certificate input",
