@@ -44,12 +44,15 @@ func takeProblem(w *watchedFile) string {
 // rotated together can be taken half at a time: the new certificate with the old key, for a
 // moment. Such a mismatch is kept apart (halfway), and logged only once every file has been read
 // again since, with no change waiting (settledSince); rebuildTLS drops it when the other half
-// comes. Any other problem is logged by the next taker.
+// comes. Any other problem is logged by the next taker, and drops a waiting mismatch too: the
+// build stopped before it reached the pair, so what the pair is now is not known.
 func failTLS(t *tlsSource, problem string, now time.Time) {
 	t.mu.Lock()
-	if !strings.HasSuffix(problem, pairMismatch) {
+	switch {
+	case !halfPair(problem):
 		t.problem = problem
-	} else if t.halfway == "" {
+		t.halfway = ""
+	case t.halfway == "": // one that waits keeps its time: a change after it does not postpone it
 		t.halfway = problem
 		t.halfwayAt = now
 	}
@@ -57,6 +60,11 @@ func failTLS(t *tlsSource, problem string, now time.Time) {
 		t.notice.Store(true)
 	}
 	t.mu.Unlock()
+}
+
+// halfPair tells a problem of a certificate and a key of different pairs (keyPairProblem).
+func halfPair(problem string) bool {
+	return strings.HasSuffix(problem, pairMismatch) || strings.HasSuffix(problem, pairTypeMismatch)
 }
 
 // tlsFileProblems returns, once each, the problems met while re-reading the TLS files.

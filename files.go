@@ -44,6 +44,7 @@ type watchedFile struct {
 	digest    [sha256.Size]byte
 	candidate [sha256.Size]byte // the digest of a change, seen once
 	nextCheck time.Time
+	readAt    time.Time // the last read's, for settledSince
 	reading   bool
 	problem   string // the last problem met, until takeProblem
 	// notice, when not nil, is raised with every problem recorded, so that the one who takes the
@@ -94,7 +95,11 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 	defer w.mu.Unlock()
 	w.reading = false
 	w.nextCheck = now.Add(w.interval)
+	w.readAt = now
 	if err != nil {
+		// A change seen before is forgotten: the file must be read whole twice again, and no
+		// mismatch waits on a change that may never be confirmed (settledSince).
+		w.candidate = [sha256.Size]byte{}
 		noteProblem(w, err.Error())
 		return nil
 	}
@@ -115,11 +120,11 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 }
 
 // settledSince reports whether w has been read after at and no change of it waits for its
-// confirming read. A read sets nextCheck to its time plus interval, a change seen once to sooner.
+// confirming read.
 func settledSince(w *watchedFile, at time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.candidate == [sha256.Size]byte{} && w.nextCheck.After(at.Add(w.interval))
+	return w.candidate == [sha256.Size]byte{} && w.readAt.After(at)
 }
 
 // acceptedContent returns the content taken last.

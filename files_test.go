@@ -5,12 +5,16 @@ package oauthintrospection
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -184,7 +188,7 @@ func TestTLSFilesAreReread(t *testing.T) {
 // since each waits for its own confirming read. The moment in between (the new certificate with
 // the old key) is no ERROR: the old pair stays in use, and the new one is presented once the key
 // follows. A mismatch that outlasts a read of every file is logged, once. Requests take turns
-// through two routers' handlers and a reload's.
+// through two handlers of one middleware and one of a second New with the same configuration.
 func TestTLSPairRotatedHalfway(t *testing.T) {
 	serverCA := newTestCA(t, "server-ca")
 	idp := newPeerCertIDP(t, serverCA)
@@ -198,12 +202,16 @@ func TestTLSPairRotatedHalfway(t *testing.T) {
 	cfg.Cache.TTLSeconds = 0
 	var handlers []http.Handler
 	var logs []func() string
-	for i := 0; i < 3; i++ { // two routers of one middleware, then a reload
+	for i := 0; i < 3; i++ {
 		h, _ := replica(t, "halfway@files", cfg)
 		handlers = append(handlers, h)
 		logs = append(logs, captureLogs(inner(h)))
 	}
 	src := inner(handlers[0]).idp.tls
+	if inner(handlers[2]).idp.tls != src {
+		t.Fatal("a second New with the same configuration has TLS files of its own")
+	}
+	cert, key := src.cert.file, src.key.file
 	calls := 0
 	presented := func() string {
 		t.Helper()
@@ -211,18 +219,6 @@ func TestTLSPairRotatedHalfway(t *testing.T) {
 		calls++
 		seen := idp.seen("/introspect")
 		return seen[len(seen)-1]
-	}
-	readAll := func() {
-		for _, f := range src.files {
-			checkNow(f.file)
-		}
-	}
-	// A change seen late (requests are sparse) is confirmed after the recheck it would have had
-	// without one: only the waiting change, not the time of its next read, keeps the mismatch.
-	for _, f := range src.files {
-		f.file.mu.Lock()
-		f.file.confirm = 2 * f.file.interval
-		f.file.mu.Unlock()
 	}
 	logged := func() int {
 		n := 0
@@ -237,7 +233,8 @@ func TestTLSPairRotatedHalfway(t *testing.T) {
 	// holds the old key.
 	writeByRename(t, certFile, two.certPEM)
 	for round := 0; round < 2; round++ {
-		readAll()
+		checkNow(cert)
+		checkNow(key)
 		expectEqual(t, "before the key follows", presented(), "client-one")
 	}
 	src.mu.Lock()
@@ -246,72 +243,172 @@ func TestTLSPairRotatedHalfway(t *testing.T) {
 	if n := logged(); n != 0 || halfway == "" {
 		t.Fatalf("the certificate's change taken on its own: %d mismatches logged, %q kept", n, halfway)
 	}
-	expectEqual(t, "halfway, files not due", presented(), "client-one")
+	notDue(cert)
+	notDue(key)
+	expectEqual(t, "halfway, no file read", presented(), "client-one")
 	writeByRename(t, keyFile, two.keyPEM)
-	readAll() // the key's change is seen: every file has been read since, but one change waits
+	checkNow(key)
+	checkNow(cert) // every file has been read since, but the key's change waits
 	expectEqual(t, "the key seen once", presented(), "client-one")
-	readAll()
+	checkNow(key)
 	expectEqual(t, "the key taken", presented(), "client-two")
 	for round := 0; round < 2; round++ { // the whole pair, read again: nothing is left to log
-		readAll()
+		checkNow(cert)
+		checkNow(key)
 		expectEqual(t, "after the rotation", presented(), "client-two")
 	}
 	if n := logged(); n != 0 {
 		t.Fatalf("a rotation of the pair logged %d mismatches", n)
 	}
 
-	// A certificate whose key never follows.
+	// A certificate whose key never follows: logged once both files have been read again.
 	writeByRename(t, certFile, three.certPEM)
 	for round := 0; round < 2; round++ {
-		readAll()
+		checkNow(cert)
 		expectEqual(t, "a certificate without its key", presented(), "client-two")
 	}
+	checkNow(key)
+	expectEqual(t, "the key read again, not the certificate", presented(), "client-two")
 	if n := logged(); n != 0 {
-		t.Fatalf("the mismatch was logged %d times before the key file was read again", n)
+		t.Fatalf("the mismatch was logged %d times before the certificate was read again", n)
 	}
 	for round := 0; round < 2; round++ {
-		readAll()
+		checkNow(cert)
 		expectEqual(t, "the key never followed", presented(), "client-two")
 		if n := logged(); n != 1 {
-			t.Fatalf("after %d reads of every file, the mismatch was logged %d times, want once", round+1, n)
+			t.Fatalf("after %d more reads, the mismatch was logged %d times, want once", round+1, n)
 		}
 	}
 }
 
-// TestTLSPairHalfwayWithoutNotice: cache.redis.tls has no notice, since its problems are taken on
-// every Redis lookup; a mismatch of its pair waits there too, until every file was read again.
-func TestTLSPairHalfwayWithoutNotice(t *testing.T) {
-	one, two := newTestCA(t, "redis-one"), newTestCA(t, "redis-two")
+// notDue puts w's next read an hour away.
+func notDue(w *watchedFile) {
+	w.mu.Lock()
+	w.nextCheck = time.Now().Add(time.Hour)
+	w.mu.Unlock()
+}
+
+// TestTLSPairHalfwayEdges drives a TLS source on its own, as cache.redis.tls's is (it has no
+// notice: its problems are taken on every Redis lookup): a pair rotated to another key type, a
+// mismatch that another problem overtakes, and one whose other half becomes unreadable.
+func TestTLSPairHalfwayEdges(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeInPlace(t, certFile, one.certPEM)
-	writeInPlace(t, keyFile, one.keyPEM)
-	src, _, err := compileTLS("cache.redis.tls", TLSConfig{Cert: certFile, Key: keyFile})
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca, one, two, three := newTestCA(t, "ca"), newTestCA(t, "one"), newTestCA(t, "two"), newTestCA(t, "three")
+	rsaCert, rsaKey := rsaPairPEM(t, "rsa")
+	writeInPlace(t, caFile, ca.certPEM)
+	writeInPlace(t, certFile, rsaCert)
+	writeInPlace(t, keyFile, rsaKey)
+	src, _, err := compileTLS("cache.redis.tls", TLSConfig{CA: caFile, Cert: certFile, Key: keyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll := func() (rebuilt bool, problems []string) {
-		for _, f := range src.files {
-			checkNow(f.file)
+	// poll reads the files named (all when none is) as the next request would, and returns
+	// whether the configuration was rebuilt and the problems taken.
+	poll := func(files ...*watchedFile) (rebuilt bool, problems string) {
+		if len(files) == 0 {
+			files = []*watchedFile{src.ca.file, src.cert.file, src.key.file}
+		}
+		for _, f := range files {
+			checkNow(f)
 		}
 		now := time.Now()
 		if pollTLS(src, now) {
 			rebuilt = rebuildTLS(src, now) != nil
 		}
-		return rebuilt, tlsFileProblems(src)
+		return rebuilt, strings.Join(tlsFileProblems(src), " | ")
 	}
-	writeByRename(t, certFile, two.certPEM)
-	for round := 0; round < 2; round++ {
-		if rebuilt, problems := poll(); rebuilt || len(problems) != 0 {
-			t.Fatalf("read %d of a certificate without its key: rebuilt %v, problems %q", round+1, rebuilt, problems)
+	expect := func(step string, rebuilt bool, problems string, wantRebuilt bool, want string) {
+		t.Helper()
+		if rebuilt != wantRebuilt || problems != want {
+			t.Fatalf("%s: rebuilt %v, problems %q; want %v, %q", step, rebuilt, problems, wantRebuilt, want)
 		}
 	}
-	_, problems := poll()
-	expectEqual(t, "once every file was read again", strings.Join(problems, "|"),
-		"cache.redis.tls: cert and key: private key does not match public key")
-	if _, problems := poll(); len(problems) != 0 {
-		t.Errorf("taken twice: %q", problems)
+	const mismatch = "cache.redis.tls: cert and key: private key does not match public key"
+
+	// From RSA to ECDSA, a file at a time.
+	writeByRename(t, certFile, one.certPEM)
+	for round := 0; round < 2; round++ {
+		r, p := poll()
+		expect("an ECDSA certificate with the RSA key", r, p, false, "")
 	}
+	writeByRename(t, keyFile, one.keyPEM)
+	r, p := poll()
+	expect("the ECDSA key seen", r, p, false, "")
+	r, p = poll()
+	expect("the ECDSA key taken", r, p, true, "")
+
+	// A mismatch waits; a broken CA stops the next build before the pair, and drops it.
+	writeByRename(t, certFile, two.certPEM)
+	for round := 0; round < 2; round++ {
+		r, p = poll()
+		expect("a certificate without its key", r, p, false, "")
+	}
+	writeByRename(t, keyFile, two.keyPEM)
+	writeByRename(t, caFile, "no certificate here\n")
+	r, p = poll()
+	expect("the key and the CA seen", r, p, false, "")
+	r, p = poll()
+	expect("the key and the CA taken", r, p, false, "cache.redis.tls.ca: no PEM certificate found")
+	for round := 0; round < 2; round++ {
+		r, p = poll()
+		expect("the CA still broken, the pair whole", r, p, false, "")
+	}
+	writeByRename(t, caFile, ca.certPEM)
+	poll()
+	r, p = poll()
+	expect("the CA mended", r, p, true, "")
+
+	// A mismatch waits; the key's change is seen, then the key file vanishes. The change is
+	// forgotten, and the mismatch outlasts a read of every file.
+	writeByRename(t, certFile, three.certPEM)
+	poll(src.cert.file)
+	r, p = poll(src.cert.file)
+	expect("a certificate without its key, again", r, p, false, "")
+	writeByRename(t, keyFile, rsaKey)
+	r, p = poll(src.key.file, src.ca.file)
+	expect("a new key seen once", r, p, false, "")
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	r, p = poll(src.key.file, src.cert.file)
+	expect("the key file gone", r, p, false, mismatch+" | cache.redis.tls.key: no such file")
+	r, p = poll()
+	expect("taken once", r, p, false, "cache.redis.tls.key: no such file")
+
+	// A mismatch waits, and the certificate changes again to one the key does not match either:
+	// the mismatch keeps its time, so files read since the first count.
+	writeInPlace(t, keyFile, three.keyPEM)
+	poll()
+	r, p = poll()
+	expect("the pair whole again", r, p, true, "")
+	writeByRename(t, certFile, one.certPEM)
+	poll(src.cert.file)
+	poll(src.cert.file)
+	r, p = poll(src.ca.file, src.key.file)
+	expect("the key and the CA read since", r, p, false, "")
+	writeByRename(t, certFile, two.certPEM)
+	r, p = poll(src.cert.file)
+	expect("another certificate seen", r, p, false, "")
+	r, p = poll(src.cert.file)
+	expect("another certificate taken", r, p, false, mismatch)
+}
+
+// rsaPairPEM returns a self-signed RSA certificate for cn and its key, in PEM.
+func rsaPairPEM(t *testing.T, cn string) (certPEM, keyPEM string) {
+	t.Helper()
+	keyPEM, key := rsaKeyPEM(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pemOf("CERTIFICATE", der), keyPEM
 }
 
 // TestWatchedFileAfterSameContentRename: a rename that brings the same content changes which file

@@ -127,26 +127,37 @@ func newHTTPClient(c *idpClient, conf *tls.Config) *http.Client {
 }
 
 // httpClient returns the client to call the endpoint with. When a TLS file changed, it first
-// replaces the client by one with the new files; if they do not make a TLS configuration, the
-// old client stays and the problem is logged.
+// replaces the client by one with the new files (renewClient).
 func httpClient(c *idpClient, now time.Time) *http.Client {
 	if c.tls == nil {
 		return c.client
 	}
 	if pollTLS(c.tls, now) {
-		if conf := rebuildTLS(c.tls, now); conf != nil {
-			fresh := newHTTPClient(c, conf)
-			c.mu.Lock()
-			old := c.client
-			c.client = fresh
-			c.conf = conf
-			c.mu.Unlock()
-			old.CloseIdleConnections()
-		}
+		renewClient(c, now)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.client
+}
+
+// renewClient replaces the client by one with the TLS files as they now are, and closes the old
+// one's idle connections. If the files do not make a TLS configuration, the old client stays and
+// the problem is logged. (Apart from httpClient, which runs on every call: under Yaegi a call pays
+// for the frame slots of all its branches.)
+func renewClient(c *idpClient, now time.Time) {
+	c.tls.building.Lock()
+	defer c.tls.building.Unlock()
+	conf := rebuildTLS(c.tls, now)
+	if conf == nil {
+		return
+	}
+	fresh := newHTTPClient(c, conf)
+	c.mu.Lock()
+	old := c.client
+	c.client = fresh
+	c.conf = conf
+	c.mu.Unlock()
+	old.CloseIdleConnections()
 }
 
 // introspect asks the endpoint about token, sending the extra headers (the rendered templates,

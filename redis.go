@@ -184,20 +184,30 @@ func redisConnFor(rc *redisClient, deadline time.Time) (*redisConn, error) {
 // client certificate must be the one presented.
 func redisTLS(rc *redisClient, now time.Time) *tls.Config {
 	if rc.tlsFiles != nil && pollTLS(rc.tlsFiles, now) {
-		if conf := rebuildTLS(rc.tlsFiles, now); conf != nil {
-			rc.mu.Lock()
-			rc.tls = conf
-			idle := rc.idle
-			rc.idle = nil
-			rc.mu.Unlock()
-			for _, conn := range idle {
-				_ = conn.c.Close()
-			}
-		}
+		renewRedisTLS(rc, now)
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.tls
+}
+
+// renewRedisTLS installs the configuration the TLS files now make, if they make one, and closes
+// the idle connections of the old one.
+func renewRedisTLS(rc *redisClient, now time.Time) {
+	rc.tlsFiles.building.Lock()
+	defer rc.tlsFiles.building.Unlock()
+	conf := rebuildTLS(rc.tlsFiles, now)
+	if conf == nil {
+		return
+	}
+	rc.mu.Lock()
+	rc.tls = conf
+	idle := rc.idle
+	rc.idle = nil
+	rc.mu.Unlock()
+	for _, conn := range idle {
+		_ = conn.c.Close()
+	}
 }
 
 // redisDial opens a connection to addr: TCP, TLS with conf if configured, then AUTH and SELECT.

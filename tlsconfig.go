@@ -25,11 +25,16 @@ type tlsSource struct {
 	// visit on every call: listed once here rather than on each call.
 	files []namedFile
 
+	// building is held by whoever rebuilds the configuration, from rebuildTLS until it is
+	// installed: two requests that each took one file of a change would otherwise race, and a
+	// build from older files could be installed, or recorded as failed, after one from newer files.
+	building sync.Mutex
+
 	mu      sync.Mutex
 	problem string // guarded by mu: why the files last failed to make a configuration
-	// halfway, guarded by mu with halfwayAt, is a certificate and key that stopped matching when
-	// one of them changed at halfwayAt: perhaps the first half of a pair rotated together, which
-	// is logged only if the other half does not follow (failTLS).
+	// halfway, guarded by mu with halfwayAt, is a certificate and key that did not match in a
+	// build at halfwayAt: perhaps the first half of a pair rotated together, which is logged only
+	// if the other half does not follow (failTLS).
 	halfway   string
 	halfwayAt time.Time
 	notice    *atomic.Bool // as watchedFile's: raised with every problem, when not nil
@@ -137,8 +142,9 @@ func buildTLS(t *tlsSource) (*tls.Config, error) {
 	return conf, nil
 }
 
-// rebuildTLS makes the configuration of the files once pollTLS took a change. When they make none,
-// it returns nil and records why (failTLS), and the transport keeps the configuration it has.
+// rebuildTLS makes the configuration of the files once pollTLS took a change, with t.building
+// held. When they make none, it returns nil and records why (failTLS), and the transport keeps
+// the configuration it has.
 func rebuildTLS(t *tlsSource, now time.Time) *tls.Config {
 	conf, err := buildTLS(t)
 	if err != nil {
@@ -162,8 +168,12 @@ func pollTLS(t *tlsSource, now time.Time) bool {
 	return changed
 }
 
-// pairMismatch is tls.X509KeyPair's own word for a certificate and a key of different pairs.
-const pairMismatch = "private key does not match public key"
+// tls.X509KeyPair's own words for a certificate and a key of different pairs: of one key type, and
+// of two (a pair rotated from RSA to ECDSA, say).
+const (
+	pairMismatch     = "private key does not match public key"
+	pairTypeMismatch = "private key type does not match public key type"
+)
 
 // keyPairProblem names why tls.X509KeyPair refused a certificate and key, in its own fixed words;
 // anything else is summed up, since an error could quote what it parsed.
@@ -171,6 +181,7 @@ func keyPairProblem(err error) string {
 	msg := err.Error()
 	for _, known := range []string{
 		pairMismatch,
+		pairTypeMismatch,
 		"failed to find any PEM data in certificate input",
 		"failed to find any PEM data in key input",
 		"failed to find certificate PEM data in certificate input",
