@@ -39,14 +39,15 @@ func takeProblem(w *watchedFile) string {
 	return p
 }
 
-// failTLS records why the files failed to make a TLS configuration at now, for tlsFileProblems.
-// A certificate and its key are each taken on its own confirming read (watchedFile), so a pair
-// rotated together can be taken half at a time: the new certificate with the old key, for a
-// moment. Such a mismatch is kept apart (halfway), and logged only once every file has been read
-// again since, with no change waiting (settledSince); rebuildTLS drops it when the other half
-// comes. Any other problem is logged by the next taker, and drops a waiting mismatch too: the
-// build stopped before it reached the pair, so what the pair is now is not known.
-func failTLS(t *tlsSource, problem string, now time.Time) {
+// failTLS records why the files, of the digests before, failed to make a TLS
+// configuration at now, for tlsFileProblems. A certificate and its key are each taken on its own
+// confirming read (watchedFile), so a pair rotated together can be taken half at a time: the new
+// certificate with the old key, for a moment. Such a mismatch is kept apart (halfway), and logged
+// only once every file has been read again since, still holds what the build was made of, and has
+// no change waiting (settledSince); rebuildTLS drops it when the other half comes. Any other
+// problem is logged by the next taker, and drops a waiting mismatch too: the build stopped before
+// it reached the pair, so what the pair is now is not known.
+func failTLS(t *tlsSource, problem string, now time.Time, before []fileDigest) {
 	t.mu.Lock()
 	switch {
 	case !halfPair(problem):
@@ -55,6 +56,9 @@ func failTLS(t *tlsSource, problem string, now time.Time) {
 	case t.halfway == "": // one that waits keeps its time: a change after it does not postpone it
 		t.halfway = problem
 		t.halfwayAt = now
+		t.halfwayOf = before
+	default:
+		t.halfwayOf = before
 	}
 	if t.notice != nil {
 		t.notice.Store(true)
@@ -75,20 +79,23 @@ func tlsFileProblems(t *tlsSource) []string {
 		out = append(out, t.problem)
 		t.problem = ""
 	}
-	halfway, at := t.halfway, t.halfwayAt
+	halfway := t.halfway
+	at := t.halfwayAt
+	of := t.halfwayOf
 	t.mu.Unlock()
 	if halfway != "" {
-		out = takeHalfway(t, out, halfway, at)
+		out = takeHalfway(t, out, halfway, at, of)
 	}
 	return takeFileProblems(out, t.files)
 }
 
-// takeHalfway appends the mismatch of a certificate and key seen at at, and forgets it, once every
-// TLS file has been read again since with no change waiting: the other half of a rotation has not
-// come. Until then the notice stays up, so that the next taker looks again.
-func takeHalfway(t *tlsSource, out []string, halfway string, at time.Time) []string {
-	for _, f := range t.files {
-		if !settledSince(f.file, at) {
+// takeHalfway appends the mismatch of a certificate and key seen at at in files of the digests of,
+// and forgets it, once every TLS file has been read again since, still holds that content and has
+// no change waiting: the other half of a rotation has not come. Until then the notice stays up,
+// so that the next taker looks again.
+func takeHalfway(t *tlsSource, out []string, halfway string, at time.Time, of []fileDigest) []string {
+	for i, f := range t.files {
+		if !settledSince(f.file, at, of[i]) {
 			if t.notice != nil {
 				t.notice.Store(true)
 			}

@@ -119,12 +119,22 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 	return content
 }
 
-// settledSince reports whether w has been read after at and no change of it waits for its
-// confirming read.
-func settledSince(w *watchedFile, at time.Time) bool {
+// fileDigest is the SHA-256 of a file's content.
+type fileDigest = [sha256.Size]byte
+
+// acceptedDigest returns the digest of the content taken last.
+func acceptedDigest(w *watchedFile) fileDigest {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.candidate == [sha256.Size]byte{} && w.readAt.After(at)
+	return w.digest
+}
+
+// settledSince reports whether w has been read after at, still holds the content of digest, and
+// has no change waiting for its confirming read.
+func settledSince(w *watchedFile, at time.Time, digest fileDigest) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.candidate == fileDigest{} && w.digest == digest && w.readAt.After(at)
 }
 
 // acceptedContent returns the content taken last.

@@ -188,7 +188,8 @@ func TestTLSFilesAreReread(t *testing.T) {
 // since each waits for its own confirming read. The moment in between (the new certificate with
 // the old key) is no ERROR: the old pair stays in use, and the new one is presented once the key
 // follows. A mismatch that outlasts a read of every file is logged, once. Requests take turns
-// through two handlers of one middleware and one of a second New with the same configuration.
+// through the handlers of three News with one name and configuration, as Traefik builds for two
+// routers and a reload: they share the files.
 func TestTLSPairRotatedHalfway(t *testing.T) {
 	serverCA := newTestCA(t, "server-ca")
 	idp := newPeerCertIDP(t, serverCA)
@@ -208,8 +209,8 @@ func TestTLSPairRotatedHalfway(t *testing.T) {
 		logs = append(logs, captureLogs(inner(h)))
 	}
 	src := inner(handlers[0]).idp.tls
-	if inner(handlers[2]).idp.tls != src {
-		t.Fatal("a second New with the same configuration has TLS files of its own")
+	if inner(handlers[1]).idp.tls != src || inner(handlers[2]).idp.tls != src {
+		t.Fatal("a New with the same name and configuration has TLS files of its own")
 	}
 	cert, key := src.cert.file, src.key.file
 	calls := 0
@@ -303,8 +304,9 @@ func TestTLSPairHalfwayEdges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// poll reads the files named (all when none is) as the next request would, and returns
-	// whether the configuration was rebuilt and the problems taken.
+	// poll reads the files named (all when none is) as the next request would, a second after
+	// the last, and returns whether the configuration was rebuilt and the problems taken.
+	clock := time.Now()
 	poll := func(files ...*watchedFile) (rebuilt bool, problems string) {
 		if len(files) == 0 {
 			files = []*watchedFile{src.ca.file, src.cert.file, src.key.file}
@@ -312,7 +314,8 @@ func TestTLSPairHalfwayEdges(t *testing.T) {
 		for _, f := range files {
 			checkNow(f)
 		}
-		now := time.Now()
+		clock = clock.Add(time.Second)
+		now := clock
 		if pollTLS(src, now) {
 			rebuilt = rebuildTLS(src, now) != nil
 		}
@@ -392,6 +395,29 @@ func TestTLSPairHalfwayEdges(t *testing.T) {
 	expect("another certificate seen", r, p, false, "")
 	r, p = poll(src.cert.file)
 	expect("another certificate taken", r, p, false, mismatch)
+
+	// A mismatch waits; the key's change is taken by one request, and another takes the
+	// problems before the first has rebuilt: the key no longer holds what the failed build was
+	// made of, so the mismatch waits for that rebuild, which drops it.
+	writeByRename(t, certFile, one.certPEM)
+	poll(src.cert.file)
+	poll(src.cert.file)
+	writeByRename(t, keyFile, one.keyPEM)
+	r, p = poll(src.ca.file, src.cert.file, src.key.file)
+	expect("the key seen once, the others read", r, p, false, "")
+	checkNow(src.key.file)
+	clock = clock.Add(time.Second)
+	if pollFile(src.key.file, clock) == nil {
+		t.Fatal("the key's change was not taken")
+	}
+	if p := tlsFileProblems(src); len(p) != 0 {
+		t.Fatalf("taken before the rebuild of the whole pair: %q", p)
+	}
+	if rebuildTLS(src, clock) == nil {
+		t.Fatal("the whole pair did not make a configuration")
+	}
+	r, p = poll()
+	expect("after the rebuild", r, p, false, "")
 }
 
 // rsaPairPEM returns a self-signed RSA certificate for cn and its key, in PEM.

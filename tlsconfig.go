@@ -32,11 +32,13 @@ type tlsSource struct {
 
 	mu      sync.Mutex
 	problem string // guarded by mu: why the files last failed to make a configuration
-	// halfway, guarded by mu with halfwayAt, is a certificate and key that did not match in a
-	// build at halfwayAt: perhaps the first half of a pair rotated together, which is logged only
-	// if the other half does not follow (failTLS).
+	// halfway, guarded by mu with halfwayAt and halfwayOf, is a certificate and key that did not
+	// match in a build at halfwayAt, of the files' contents whose digests are halfwayOf (in the
+	// order of files): perhaps the first half of a pair rotated together, which is logged only if
+	// the other half does not follow (failTLS).
 	halfway   string
 	halfwayAt time.Time
+	halfwayOf []fileDigest
 	notice    *atomic.Bool // as watchedFile's: raised with every problem, when not nil
 }
 
@@ -146,9 +148,15 @@ func buildTLS(t *tlsSource) (*tls.Config, error) {
 // held. When they make none, it returns nil and records why (failTLS), and the transport keeps
 // the configuration it has.
 func rebuildTLS(t *tlsSource, now time.Time) *tls.Config {
+	// The digests are taken before the build: a change taken meanwhile makes them differ from
+	// the files', so a mismatch found is not taken for the files' own until a build has seen it.
+	var before []fileDigest
+	for _, f := range t.files {
+		before = append(before, acceptedDigest(f.file))
+	}
 	conf, err := buildTLS(t)
 	if err != nil {
-		failTLS(t, err.Error(), now)
+		failTLS(t, err.Error(), now, before)
 		return nil
 	}
 	t.mu.Lock()
