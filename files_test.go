@@ -418,6 +418,20 @@ func TestTLSPairHalfwayEdges(t *testing.T) {
 	}
 	r, p = poll()
 	expect("after the rebuild", r, p, false, "")
+
+	// A taker that read a mismatch, which another logged and which was then found again, takes
+	// nothing: the one that waits now is another, not yet outlasted.
+	writeByRename(t, certFile, two.certPEM)
+	poll(src.cert.file)
+	poll(src.cert.file)
+	src.mu.Lock()
+	stale, staleAt, staleOf := src.halfway, src.halfwayAt, src.halfwayOf
+	src.halfwayAt = clock.Add(time.Hour) // found again later, by a build of the same files
+	src.mu.Unlock()
+	poll()
+	if got := takeHalfway(src, nil, stale, staleAt, staleOf); len(got) != 0 {
+		t.Errorf("a stale taker took the mismatch that waits now: %q", got)
+	}
 }
 
 // rsaPairPEM returns a self-signed RSA certificate for cn and its key, in PEM.
