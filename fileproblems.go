@@ -11,7 +11,8 @@ import (
 // last good content stays in use; each problem is recorded where it is met, raises the notice of
 // the client that owns the file, and is taken once and logged as an ERROR line naming the option
 // (logFileProblems), by the next introspection or Redis lookup; a certificate and key that stopped
-// matching wait until they outlast a read of every file (failTLS).
+// matching wait until every file has been read again and still holds what the failed build read
+// (failTLS).
 
 // failFile records a problem with content that pollFile returned, for takeProblem.
 func failFile(w *watchedFile, problem string) {

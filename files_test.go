@@ -291,7 +291,9 @@ func notDue(w *watchedFile) {
 
 // TestTLSPairHalfwayEdges drives a TLS source on its own, as cache.redis.tls's is (it has no
 // notice: its problems are taken on every Redis lookup): a pair rotated to another key type, a
-// mismatch that another problem overtakes, and one whose other half becomes unreadable.
+// mismatch that another problem overtakes, one whose other half becomes unreadable, one whose
+// certificate changes again, one taken while the key's taker has yet to rebuild, and a taker
+// that read a mismatch since replaced.
 func TestTLSPairHalfwayEdges(t *testing.T) {
 	dir := t.TempDir()
 	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
