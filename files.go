@@ -23,6 +23,9 @@ const (
 	maxPEMFileBytes = 256 << 10
 )
 
+// fileDigest is the SHA-256 of a file's content.
+type fileDigest = [sha256.Size]byte
+
 // watchedFile is a file named by the configuration, such as a client secret, a private key or a CA
 // bundle, that may be rotated while Traefik runs. A change is told by content (a SHA-256 of what
 // was read), never by size and modification time, which a writer can keep (cp -p, rsync, tar).
@@ -41,8 +44,8 @@ type watchedFile struct {
 	mu sync.Mutex
 	// Guarded by mu.
 	content   []byte
-	digest    [sha256.Size]byte
-	candidate [sha256.Size]byte // the digest of a change, seen once
+	digest    fileDigest
+	candidate fileDigest // the digest of a change, seen once
 	nextCheck time.Time
 	readAt    time.Time // the last read's, for settledSince
 	reading   bool
@@ -99,14 +102,14 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 	if err != nil {
 		// A change seen before is forgotten: the file must be read whole twice again, and no
 		// mismatch waits on a change that may never be confirmed (settledSince).
-		w.candidate = [sha256.Size]byte{}
+		w.candidate = fileDigest{}
 		noteProblem(w, err.Error())
 		return nil
 	}
 	digest := sha256.Sum256(content)
 	switch {
 	case digest == w.digest:
-		w.candidate = [sha256.Size]byte{}
+		w.candidate = fileDigest{}
 		return nil
 	case digest != w.candidate:
 		w.candidate = digest
@@ -115,12 +118,9 @@ func rereadFile(w *watchedFile, now time.Time) []byte {
 	}
 	w.content = content
 	w.digest = digest
-	w.candidate = [sha256.Size]byte{}
+	w.candidate = fileDigest{}
 	return content
 }
-
-// fileDigest is the SHA-256 of a file's content.
-type fileDigest = [sha256.Size]byte
 
 // acceptedDigest returns the digest of the content taken last.
 func acceptedDigest(w *watchedFile) fileDigest {
