@@ -194,8 +194,14 @@ func resolveMiss(m *middleware, req *http.Request, token string, rendered http.H
 	now = time.Now().Unix()
 	if answered {
 		// The IdP's answer replaces whatever was cached, even when it may not be cached itself:
-		// an inactive token must never come back through staleIfErrorSeconds.
-		publish(c, key, p, v, newEntry(c, v, now), true)
+		// an inactive token must never come back through staleIfErrorSeconds. A refusal without
+		// negativeTtlSeconds is never kept, so it does not open newEntry's frame slots to learn
+		// that: the answer to every bogus token of a flood (docs/performance.md, denial paths).
+		var e *cacheEntry
+		if v.status != statusUnauthorized || c.negTTL > 0 {
+			e = newEntry(c, v, now)
+		}
+		publish(c, key, p, v, e, true)
 	} else {
 		v = failedMiss(m, key, p, v, now)
 	}
