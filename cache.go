@@ -136,7 +136,8 @@ func newEntry(c *verdictCache, v *verdict, now int64) *cacheEntry {
 			stale = capAt(fresh+c.stale, v.exp)
 		}
 	case statusUnauthorized:
-		// Without negative caching fresh is now, and the entry is not kept.
+		// Without negative caching fresh is now, and the entry is not kept. resolveMiss relies on
+		// that and does not call newEntry for such a refusal: keep the two rules together.
 		fresh = now + c.negTTL
 	default:
 		return nil // failures
